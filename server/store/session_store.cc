@@ -1,0 +1,1 @@
+#include "server/store/session_store.h"
