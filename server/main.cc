@@ -1,1 +1,93 @@
-int main(){return 0;}
+// sessiongrid-server: flags, wiring and signals. Everything else lives in
+// sg_service and sg_store.
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "common/flags.h"
+#include "common/log.h"
+#include "server/service/node_server.h"
+
+namespace {
+
+std::string Hostname() {
+  char name[256] = {};
+  if (gethostname(name, sizeof(name) - 1) != 0 || name[0] == '\0') {
+    return "node";
+  }
+  return name;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  sg::service::ServerOptions options;
+  sg::store::StoreOptions& store = options.store;
+  store.data_dir = "./sessiongrid-data";
+  store.node_id = Hostname();
+  uint64_t max_session_bytes = store.max_session_bytes;
+  uint64_t block_cache_bytes = store.block_cache_bytes;
+
+  sg::FlagSet flags("sessiongrid-server",
+                    "a SessionGrid session node (gRPC: SessionService, "
+                    "AdminService, grpc.health.v1, reflection)",
+                    "SESSIONGRID");
+  flags.AddString("listen", &options.listen,
+                  "HOST:PORT to serve gRPC on; port 0 picks a free port.");
+  flags.AddString("data-dir", &store.data_dir,
+                  "Directory of the RocksDB data (created if missing).");
+  flags.AddString("node-id", &store.node_id,
+                  "This node's name in versions and cluster status (default: "
+                  "the hostname).");
+  flags.AddDuration("default-ttl", &store.default_ttl,
+                    "TTL of a session created without one.");
+  flags.AddDuration("max-ttl", &store.max_ttl,
+                    "Largest TTL a client may ask for.");
+  flags.AddBytes("max-session-bytes", &max_session_bytes,
+                 "Largest session data accepted (e.g. 64KiB).");
+  flags.AddDouble("touch-after", &store.touch_after,
+                  "Sliding expiry is persisted only after this fraction of "
+                  "the TTL has passed since the last persisted expiry (0-1).");
+  flags.AddDuration("tombstone-ttl", &store.tombstone_ttl,
+                    "How long a deleted session's tombstone blocks older "
+                    "writes.");
+  flags.AddBool("sync-writes", &store.sync_writes,
+                "fsync the WAL on every write (machine-crash durability).");
+  flags.AddDuration("drain-timeout", &options.drain_timeout,
+                    "On SIGTERM/SIGINT, how long in-flight calls may take.");
+  flags.AddDuration("sweep-interval", &options.sweep_interval,
+                    "How often expired sessions are deleted.");
+  flags.AddBytes("block-cache", &block_cache_bytes,
+                 "RocksDB block cache, memtables charged to it (e.g. 64MiB).");
+  flags.ParseOrExit(argc, argv);
+  store.max_session_bytes = max_session_bytes;
+  store.block_cache_bytes = block_cache_bytes;
+  if (absl::Status s = options.Validate(); !s.ok()) {
+    std::fprintf(stderr, "error: %s\n", std::string(s.message()).c_str());
+    return 2;
+  }
+
+  // Block the stop signals before any thread starts, so only sigwait below
+  // sees them.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  auto server = sg::service::NodeServer::Start(options, sg::Clock::Real());
+  if (!server.ok()) {
+    sg::LogError("cannot start", {{"error", server.status().ToString()}});
+    return 1;
+  }
+
+  int signal_number = 0;
+  sigwait(&stop_signals, &signal_number);
+  sg::LogInfo("signal received, draining",
+              {{"signal", signal_number == SIGTERM ? "SIGTERM" : "SIGINT"}});
+  absl::Status drained = (*server)->Drain();
+  return drained.ok() ? 0 : 1;
+}

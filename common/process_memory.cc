@@ -1,0 +1,52 @@
+#include "common/process_memory.h"
+
+#include <unistd.h>
+
+#include <fstream>
+#include <string>
+
+namespace sg {
+namespace {
+
+// The cgroup v2 directory of this process, from /proc/self/cgroup's "0::"
+// line.
+std::optional<std::string> CgroupDir() {
+  std::ifstream in("/proc/self/cgroup");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("0::", 0) == 0) return "/sys/fs/cgroup" + line.substr(3);
+  }
+  return std::nullopt;
+}
+
+std::optional<int64_t> ReadCgroupValue(const char* file) {
+  auto dir = CgroupDir();
+  if (!dir) return std::nullopt;
+  std::ifstream in(*dir + "/" + file);
+  std::string value;
+  if (!(in >> value) || value == "max") return std::nullopt;
+  try {
+    return static_cast<int64_t>(std::stoll(value));
+  } catch (...) {
+    return std::nullopt;
+  }
+}
+
+}  // namespace
+
+int64_t ProcessRssBytes() {
+  std::ifstream in("/proc/self/statm");
+  int64_t size_pages = 0, resident_pages = 0;
+  if (!(in >> size_pages >> resident_pages)) return 0;
+  return resident_pages * static_cast<int64_t>(sysconf(_SC_PAGESIZE));
+}
+
+std::optional<int64_t> CgroupMemoryUsageBytes() {
+  return ReadCgroupValue("memory.current");
+}
+
+std::optional<int64_t> CgroupMemoryLimitBytes() {
+  return ReadCgroupValue("memory.max");
+}
+
+}  // namespace sg

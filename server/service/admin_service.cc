@@ -1,0 +1,71 @@
+#include "server/service/admin_service.h"
+
+#include "common/process_memory.h"
+#include "server/service/convert.h"
+
+namespace sg::service {
+namespace v1 = ::sessiongrid::v1;
+
+AdminServiceImpl::AdminServiceImpl(store::SessionStore* store, Clock* clock,
+                                   std::string node_id,
+                                   std::string advertised_address)
+    : store_(store),
+      clock_(clock),
+      node_id_(std::move(node_id)),
+      advertised_address_(std::move(advertised_address)),
+      start_time_(clock->Now()) {}
+
+void AdminServiceImpl::FillNodeStats(v1::NodeStats* out) const {
+  store::StoreStats stats = store_->Stats();
+  absl::Time now = clock_->Now();
+  out->set_node_id(node_id_);
+  out->set_build_version(SG_BUILD_VERSION);
+  ToProto(now - start_time_, out->mutable_uptime());
+  ToProto(start_time_, out->mutable_start_time());
+  out->set_sessions(stats.sessions);
+  out->set_anonymous_sessions(stats.anonymous_sessions);
+  out->set_authenticated_sessions(stats.authenticated_sessions);
+  out->set_disk_bytes(stats.disk_bytes);
+  out->set_expirations(stats.expirations);
+  out->set_creates(stats.creates);
+  out->set_reads(stats.reads);
+  out->set_writes(stats.writes);
+  out->set_deletes(stats.deletes);
+  out->set_sweeps(stats.sweeps);
+  out->set_memory_level("none");
+  v1::MemoryUsage* memory = out->mutable_memory();
+  memory->set_block_cache_bytes(stats.block_cache_bytes);
+  memory->set_memtable_bytes(stats.memtable_bytes);
+  memory->set_table_readers_bytes(stats.table_readers_bytes);
+  memory->set_process_rss_bytes(ProcessRssBytes());
+  memory->set_cgroup_usage_bytes(CgroupMemoryUsageBytes().value_or(0));
+}
+
+grpc::ServerUnaryReactor* AdminServiceImpl::NodeStats(
+    grpc::CallbackServerContext* ctx, const v1::NodeStatsRequest* request,
+    v1::NodeStatsResponse* response) {
+  FillNodeStats(response->mutable_stats());
+  auto* reactor = ctx->DefaultReactor();
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* AdminServiceImpl::ClusterStatus(
+    grpc::CallbackServerContext* ctx, const v1::ClusterStatusRequest* request,
+    v1::ClusterStatusResponse* response) {
+  // A single node: the cluster is this node. Replication extends this.
+  v1::NodeStatus* self = response->add_nodes();
+  self->set_node_id(node_id_);
+  self->set_address(advertised_address_);
+  self->set_state("SERVING");
+  self->set_self(true);
+  FillNodeStats(self->mutable_stats());
+  response->set_node_count(1);
+  response->set_serving_count(1);
+  response->set_status("HEALTHY");
+  auto* reactor = ctx->DefaultReactor();
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
+}  // namespace sg::service

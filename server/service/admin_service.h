@@ -1,0 +1,46 @@
+// gRPC AdminService: what this node holds and how the cluster is doing.
+#pragma once
+
+#include <string>
+
+#include "absl/time/time.h"
+#include "common/clock.h"
+#include "server/store/session_store.h"
+#include "sessiongrid/v1/admin.grpc.pb.h"
+
+namespace sg::service {
+
+// Thread-safe; `store` and `clock` must outlive the service.
+class AdminServiceImpl final
+    : public sessiongrid::v1::AdminService::CallbackService {
+ public:
+  AdminServiceImpl(store::SessionStore* store, Clock* clock,
+                   std::string node_id, std::string advertised_address);
+
+  grpc::ServerUnaryReactor* NodeStats(
+      grpc::CallbackServerContext* ctx,
+      const sessiongrid::v1::NodeStatsRequest* request,
+      sessiongrid::v1::NodeStatsResponse* response) override;
+  grpc::ServerUnaryReactor* ClusterStatus(
+      grpc::CallbackServerContext* ctx,
+      const sessiongrid::v1::ClusterStatusRequest* request,
+      sessiongrid::v1::ClusterStatusResponse* response) override;
+
+  // Fills this node's stats (also used by ClusterStatus).
+  void FillNodeStats(sessiongrid::v1::NodeStats* out) const;
+
+  // The address peers and operators reach this node on (set once the port
+  // is bound).
+  void set_advertised_address(std::string address) {
+    advertised_address_ = std::move(address);
+  }
+
+ private:
+  store::SessionStore* const store_;
+  Clock* const clock_;
+  const std::string node_id_;
+  std::string advertised_address_;
+  const absl::Time start_time_;
+};
+
+}  // namespace sg::service

@@ -1,0 +1,61 @@
+#include "server/service/convert.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace sg::service {
+
+grpc::Status ToGrpcStatus(const absl::Status& status) {
+  if (status.ok()) return grpc::Status::OK;
+  return grpc::Status(static_cast<grpc::StatusCode>(status.code()),
+                      std::string(status.message()));
+}
+
+void ToProto(absl::Time t, google::protobuf::Timestamp* out) {
+  int64_t nanos = absl::ToUnixNanos(t);
+  out->set_seconds(nanos / 1'000'000'000);
+  out->set_nanos(static_cast<int32_t>(nanos % 1'000'000'000));
+}
+
+void ToProto(absl::Duration d, google::protobuf::Duration* out) {
+  int64_t nanos = absl::ToInt64Nanoseconds(d);
+  out->set_seconds(nanos / 1'000'000'000);
+  out->set_nanos(static_cast<int32_t>(nanos % 1'000'000'000));
+}
+
+void ToProto(const store::Hlc& version, sessiongrid::v1::Version* out) {
+  out->set_wall_millis(version.wall_millis);
+  out->set_logical(version.logical);
+  out->set_node_id(version.node_id);
+}
+
+void ToProto(const store::SessionRecord& record,
+             sessiongrid::v1::Session* out) {
+  out->set_id(record.id);
+  out->set_data(record.data);
+  out->set_principal(record.principal);
+  out->set_session_class(record.authenticated()
+                             ? sessiongrid::v1::SESSION_CLASS_AUTHENTICATED
+                             : sessiongrid::v1::SESSION_CLASS_ANONYMOUS);
+  ToProto(record.create_time, out->mutable_create_time());
+  ToProto(record.last_access_time, out->mutable_last_access_time());
+  ToProto(record.expire_time, out->mutable_expire_time());
+  ToProto(record.version, out->mutable_version());
+}
+
+store::Hlc FromProto(const sessiongrid::v1::Version& version) {
+  return store::Hlc{version.wall_millis(), version.logical(),
+                    version.node_id()};
+}
+
+absl::StatusOr<std::optional<absl::Duration>> OptionalTtl(
+    bool has_ttl, const google::protobuf::Duration& ttl) {
+  if (!has_ttl) return std::optional<absl::Duration>();
+  absl::Duration d = absl::Seconds(ttl.seconds()) + absl::Nanoseconds(ttl.nanos());
+  if (d <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("ttl must be positive, got ", absl::FormatDuration(d)));
+  }
+  return std::optional<absl::Duration>(d);
+}
+
+}  // namespace sg::service

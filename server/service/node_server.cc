@@ -1,0 +1,133 @@
+#include "server/service/node_server.h"
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/grpcpp.h>
+
+#include "absl/strings/str_cat.h"
+#include "common/log.h"
+#include "common/status_macros.h"
+#include "server/service/admin_service.h"
+#include "server/service/session_service.h"
+#include "server/store/expiry_sweeper.h"
+
+namespace sg::service {
+
+absl::Status ServerOptions::Validate() const {
+  size_t colon = listen.rfind(':');
+  if (listen.empty() || colon == std::string::npos || colon + 1 == listen.size()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--listen must be HOST:PORT, got '", listen, "'"));
+  }
+  if (drain_timeout < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("--drain-timeout must not be negative");
+  }
+  if (sweep_interval <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("--sweep-interval must be positive");
+  }
+  return store.Validate();
+}
+
+class NodeServer::Impl {
+ public:
+  ServerOptions options;
+  std::unique_ptr<store::SessionStore> store;
+  std::unique_ptr<store::ExpirySweeper> sweeper;
+  std::unique_ptr<SessionServiceImpl> session_service;
+  std::unique_ptr<AdminServiceImpl> admin_service;
+  std::unique_ptr<grpc::Server> server;
+  int port = 0;
+  bool drained = false;
+};
+
+NodeServer::NodeServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+NodeServer::~NodeServer() {
+  if (!impl_->drained) {
+    absl::Status s = Drain();
+    if (!s.ok()) LogError("drain failed", {{"error", s.ToString()}});
+  }
+}
+
+absl::StatusOr<std::unique_ptr<NodeServer>> NodeServer::Start(
+    const ServerOptions& options, Clock* clock) {
+  SG_RETURN_IF_ERROR(options.Validate());
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+  SG_ASSIGN_OR_RETURN(impl->store, store::SessionStore::Open(options.store, clock));
+  LogInfo("store opened", {{"data_dir", options.store.data_dir},
+                           {"sessions", absl::StrCat(impl->store->Stats().sessions)}});
+
+  impl->session_service = std::make_unique<SessionServiceImpl>(impl->store.get());
+  impl->admin_service = std::make_unique<AdminServiceImpl>(
+      impl->store.get(), clock, options.store.node_id, options.listen);
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(),
+                           &impl->port);
+  builder.RegisterService(impl->session_service.get());
+  builder.RegisterService(impl->admin_service.get());
+  // Room for the largest session plus the envelope, so an oversized payload
+  // reaches our own check and gets a clear INVALID_ARGUMENT.
+  builder.SetMaxReceiveMessageSize(
+      static_cast<int>(options.store.max_session_bytes + 64 * 1024));
+  impl->server = builder.BuildAndStart();
+  if (impl->server == nullptr || impl->port == 0) {
+    return absl::UnavailableError(absl::StrCat(
+        "cannot listen on ", options.listen,
+        " (address in use, or not an address of this host)"));
+  }
+  std::string host = options.listen.substr(0, options.listen.rfind(':'));
+  impl->admin_service->set_advertised_address(absl::StrCat(host, ":", impl->port));
+
+  grpc::HealthCheckServiceInterface* health = impl->server->GetHealthCheckService();
+  health->SetServingStatus("", true);
+  health->SetServingStatus(kSessionServiceName, true);
+  health->SetServingStatus(kAdminServiceName, true);
+
+  impl->sweeper = std::make_unique<store::ExpirySweeper>(impl->store.get(),
+                                                         options.sweep_interval);
+  impl->sweeper->Start();
+
+  LogInfo("listening", {{"address", absl::StrCat(host, ":", impl->port)},
+                        {"node_id", options.store.node_id}});
+  return std::unique_ptr<NodeServer>(new NodeServer(std::move(impl)));
+}
+
+int NodeServer::port() const { return impl_->port; }
+
+std::string NodeServer::address() const {
+  const std::string& listen = impl_->options.listen;
+  return absl::StrCat(listen.substr(0, listen.rfind(':')), ":", impl_->port);
+}
+
+absl::Status NodeServer::Drain() {
+  if (impl_->drained) return absl::OkStatus();
+  impl_->drained = true;
+  absl::Duration timeout = impl_->options.drain_timeout;
+
+  LogInfo("drain: health NOT_SERVING");
+  impl_->server->GetHealthCheckService()->Shutdown();
+
+  LogInfo("drain: stop accepting, finishing in-flight calls",
+          {{"timeout", absl::FormatDuration(timeout)}});
+  absl::Time start = absl::Now();
+  impl_->server->Shutdown(absl::ToChronoTime(absl::Now() + timeout));
+  impl_->server->Wait();
+  LogInfo("drain: calls finished",
+          {{"took", absl::FormatDuration(absl::Now() - start)}});
+
+  impl_->sweeper->Stop();
+  LogInfo("drain: flushing store");
+  absl::Status closed = impl_->store->Close();
+  if (!closed.ok()) {
+    LogError("drain: store close failed", {{"error", closed.ToString()}});
+    return closed;
+  }
+  LogInfo("drain: done");
+  return absl::OkStatus();
+}
+
+}  // namespace sg::service

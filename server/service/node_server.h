@@ -1,0 +1,54 @@
+// NodeServer: one session node — store, sweeper, gRPC services, health and
+// reflection — with an ordered drain.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "common/clock.h"
+#include "server/store/session_store.h"
+
+namespace sg::service {
+
+struct ServerOptions {
+  // HOST:PORT; port 0 picks a free port (see NodeServer::port()).
+  std::string listen = "0.0.0.0:7400";
+  absl::Duration drain_timeout = absl::Seconds(20);
+  absl::Duration sweep_interval = absl::Seconds(5);
+  store::StoreOptions store;
+
+  absl::Status Validate() const;
+};
+
+// Names under which health is reported, besides "" (the whole node).
+inline constexpr const char* kSessionServiceName =
+    "sessiongrid.v1.SessionService";
+inline constexpr const char* kAdminServiceName = "sessiongrid.v1.AdminService";
+
+class NodeServer final {
+ public:
+  // Opens the store, binds, and starts serving. `clock` must outlive it.
+  static absl::StatusOr<std::unique_ptr<NodeServer>> Start(
+      const ServerOptions& options, Clock* clock);
+  ~NodeServer();
+  NodeServer(const NodeServer&) = delete;
+  NodeServer& operator=(const NodeServer&) = delete;
+
+  // The bound port and "HOST:PORT" address.
+  int port() const;
+  std::string address() const;
+
+  // The shutdown sequence, each phase logged: health NOT_SERVING, stop
+  // accepting and let in-flight calls finish within drain_timeout, stop the
+  // sweeper, flush and close the store. Idempotent.
+  absl::Status Drain();
+
+ private:
+  class Impl;
+  explicit NodeServer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace sg::service

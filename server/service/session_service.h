@@ -1,0 +1,55 @@
+// gRPC SessionService: validates requests, calls the store, converts.
+#pragma once
+
+#include "server/store/session_store.h"
+#include "sessiongrid/v1/session.grpc.pb.h"
+
+namespace sg::service {
+
+// Callback-API service; every handler finishes inline because the store's
+// calls are short. Thread-safe; `store` must outlive the service.
+class SessionServiceImpl final
+    : public sessiongrid::v1::SessionService::CallbackService {
+ public:
+  explicit SessionServiceImpl(store::SessionStore* store) : store_(store) {}
+
+  grpc::ServerUnaryReactor* Create(
+      grpc::CallbackServerContext* ctx,
+      const sessiongrid::v1::CreateRequest* request,
+      sessiongrid::v1::CreateResponse* response) override;
+  grpc::ServerUnaryReactor* Get(grpc::CallbackServerContext* ctx,
+                                const sessiongrid::v1::GetRequest* request,
+                                sessiongrid::v1::GetResponse* response) override;
+  grpc::ServerUnaryReactor* Touch(
+      grpc::CallbackServerContext* ctx,
+      const sessiongrid::v1::TouchRequest* request,
+      sessiongrid::v1::TouchResponse* response) override;
+  grpc::ServerUnaryReactor* Update(
+      grpc::CallbackServerContext* ctx,
+      const sessiongrid::v1::UpdateRequest* request,
+      sessiongrid::v1::UpdateResponse* response) override;
+  grpc::ServerUnaryReactor* Delete(
+      grpc::CallbackServerContext* ctx,
+      const sessiongrid::v1::DeleteRequest* request,
+      sessiongrid::v1::DeleteResponse* response) override;
+  grpc::ServerUnaryReactor* Regenerate(
+      grpc::CallbackServerContext* ctx,
+      const sessiongrid::v1::RegenerateRequest* request,
+      sessiongrid::v1::RegenerateResponse* response) override;
+  grpc::ServerUnaryReactor* ListByPrincipal(
+      grpc::CallbackServerContext* ctx,
+      const sessiongrid::v1::ListByPrincipalRequest* request,
+      sessiongrid::v1::ListByPrincipalResponse* response) override;
+  grpc::ServerUnaryReactor* DeleteByPrincipal(
+      grpc::CallbackServerContext* ctx,
+      const sessiongrid::v1::DeleteByPrincipalRequest* request,
+      sessiongrid::v1::DeleteByPrincipalResponse* response) override;
+
+  // ListByPrincipal answers at most this many sessions.
+  static constexpr int kMaxListLimit = 1000;
+
+ private:
+  store::SessionStore* const store_;
+};
+
+}  // namespace sg::service
