@@ -1,0 +1,612 @@
+#include "sessiongrid/client.h"
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <optional>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "absl/synchronization/notification.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/wire_format_lite.h"
+#include "grpcpp/create_channel.h"
+#include "grpcpp/generic/generic_stub.h"
+#include "grpcpp/security/credentials.h"
+#include "grpcpp/support/byte_buffer.h"
+#include "grpcpp/support/channel_arguments.h"
+#include "grpcpp/support/slice.h"
+
+namespace sg::client {
+namespace {
+
+namespace v1 = ::sessiongrid::v1;
+
+// gRPC and absl share their code numbering; FromGrpcStatus relies on it.
+#define SG_SAME_CODE(name, absl_name)                       \
+  static_assert(static_cast<int>(grpc::StatusCode::name) == \
+                static_cast<int>(absl::StatusCode::absl_name))
+SG_SAME_CODE(OK, kOk);
+SG_SAME_CODE(CANCELLED, kCancelled);
+SG_SAME_CODE(UNKNOWN, kUnknown);
+SG_SAME_CODE(INVALID_ARGUMENT, kInvalidArgument);
+SG_SAME_CODE(DEADLINE_EXCEEDED, kDeadlineExceeded);
+SG_SAME_CODE(NOT_FOUND, kNotFound);
+SG_SAME_CODE(ALREADY_EXISTS, kAlreadyExists);
+SG_SAME_CODE(PERMISSION_DENIED, kPermissionDenied);
+SG_SAME_CODE(RESOURCE_EXHAUSTED, kResourceExhausted);
+SG_SAME_CODE(FAILED_PRECONDITION, kFailedPrecondition);
+SG_SAME_CODE(ABORTED, kAborted);
+SG_SAME_CODE(OUT_OF_RANGE, kOutOfRange);
+SG_SAME_CODE(UNIMPLEMENTED, kUnimplemented);
+SG_SAME_CODE(INTERNAL, kInternal);
+SG_SAME_CODE(UNAVAILABLE, kUnavailable);
+SG_SAME_CODE(DATA_LOSS, kDataLoss);
+SG_SAME_CODE(UNAUTHENTICATED, kUnauthenticated);
+#undef SG_SAME_CODE
+
+constexpr char kHealthCheckMethod[] = "/grpc.health.v1.Health/Check";
+constexpr char kRoundRobinConfig[] =
+    R"({"loadBalancingConfig":[{"round_robin":{}}]})";
+
+enum class HostKind { kIPv4, kIPv6, kName };
+
+struct HostPort {
+  std::string host;  // without brackets
+  int port = 0;
+  HostKind kind = HostKind::kName;
+
+  std::string ToString() const {
+    return kind == HostKind::kIPv6 ? absl::StrCat("[", host, "]:", port)
+                                   : absl::StrCat(host, ":", port);
+  }
+};
+
+absl::Status BadTarget(absl::string_view what, absl::string_view target) {
+  return absl::InvalidArgumentError(
+      absl::StrCat("target: ", what, " in \"", target, "\""));
+}
+
+bool IsIPv4(const std::string& host) {
+  in_addr addr;
+  return inet_pton(AF_INET, host.c_str(), &addr) == 1;
+}
+
+bool IsIPv6(const std::string& host) {
+  in6_addr addr;
+  return inet_pton(AF_INET6, host.c_str(), &addr) == 1;
+}
+
+bool IsHostName(absl::string_view host) {
+  if (host.empty() || host.size() > 253) return false;
+  return std::all_of(host.begin(), host.end(), [](char c) {
+    return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '-' ||
+           c == '.' || c == '_';
+  });
+}
+
+// Parses HOST:PORT or [IPV6]:PORT; the port is required.
+absl::StatusOr<HostPort> ParseHostPort(absl::string_view text) {
+  HostPort out;
+  absl::string_view port_text;
+  if (absl::StartsWith(text, "[")) {
+    const size_t close = text.find(']');
+    if (close == absl::string_view::npos) {
+      return BadTarget("unterminated '['", text);
+    }
+    out.host = std::string(text.substr(1, close - 1));
+    absl::string_view rest = text.substr(close + 1);
+    if (!absl::ConsumePrefix(&rest, ":")) {
+      return BadTarget("missing :PORT", text);
+    }
+    port_text = rest;
+    if (!IsIPv6(out.host)) return BadTarget("bad IPv6 address", text);
+    out.kind = HostKind::kIPv6;
+  } else {
+    const size_t colon = text.rfind(':');
+    if (colon == absl::string_view::npos) {
+      return BadTarget("missing :PORT", text);
+    }
+    out.host = std::string(text.substr(0, colon));
+    port_text = text.substr(colon + 1);
+    if (out.host.find(':') != std::string::npos) {
+      return BadTarget("IPv6 addresses need brackets, [ADDR]:PORT", text);
+    }
+    if (IsIPv4(out.host)) {
+      out.kind = HostKind::kIPv4;
+    } else if (!IsHostName(out.host) ||
+               std::all_of(out.host.begin(), out.host.end(), [](char c) {
+                 return absl::ascii_isdigit(static_cast<unsigned char>(c)) ||
+                        c == '.';
+               })) {
+      return BadTarget("bad host", text);
+    }
+  }
+  if (port_text.empty() ||
+      !std::all_of(port_text.begin(), port_text.end(),
+                   [](char c) {
+                     return absl::ascii_isdigit(static_cast<unsigned char>(c));
+                   }) ||
+      !absl::SimpleAtoi(port_text, &out.port) || out.port < 1 ||
+      out.port > 65535) {
+    return BadTarget("port must be 1..65535", text);
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<HostPort>> ParseList(absl::string_view list) {
+  std::vector<HostPort> out;
+  for (absl::string_view item : absl::StrSplit(list, ',')) {
+    item = absl::StripAsciiWhitespace(item);
+    if (item.empty()) return BadTarget("empty address", list);
+    absl::StatusOr<HostPort> hp = ParseHostPort(item);
+    if (!hp.ok()) return hp.status();
+    out.push_back(*std::move(hp));
+  }
+  return out;
+}
+
+// Checks a target that already names a gRPC resolver scheme.
+absl::Status CheckSchemeTarget(absl::string_view target) {
+  absl::string_view rest = target;
+  if (absl::ConsumePrefix(&rest, "dns:")) {
+    // dns:[//authority/]host:port
+    if (absl::StartsWith(rest, "//")) {
+      rest.remove_prefix(2);
+      const size_t slash = rest.find('/');
+      if (slash == absl::string_view::npos) {
+        return BadTarget("dns target needs dns:///HOST:PORT", target);
+      }
+      rest.remove_prefix(slash + 1);
+    }
+    absl::StatusOr<HostPort> hp = ParseHostPort(rest);
+    return hp.ok() ? absl::OkStatus() : hp.status();
+  }
+  const bool v4 = absl::ConsumePrefix(&rest, "ipv4:");
+  if (v4 || absl::ConsumePrefix(&rest, "ipv6:")) {
+    absl::StatusOr<std::vector<HostPort>> list = ParseList(rest);
+    if (!list.ok()) return list.status();
+    const HostKind want = v4 ? HostKind::kIPv4 : HostKind::kIPv6;
+    for (const HostPort& hp : *list) {
+      if (hp.kind != want) {
+        return BadTarget(v4 ? "ipv4: needs IPv4 literals"
+                            : "ipv6: needs [IPv6]:PORT literals",
+                         target);
+      }
+    }
+    return absl::OkStatus();
+  }
+  if (absl::ConsumePrefix(&rest, "unix:") ||
+      absl::ConsumePrefix(&rest, "unix-abstract:")) {
+    return rest.empty() ? BadTarget("empty socket path", target)
+                        : absl::OkStatus();
+  }
+  return BadTarget("unknown scheme", target);
+}
+
+bool HasScheme(absl::string_view target) {
+  for (absl::string_view scheme : {"dns:", "ipv4:", "ipv6:", "unix:"}) {
+    if (absl::StartsWith(target, scheme)) return true;
+  }
+  return absl::StartsWith(target, "unix-abstract:");
+}
+
+// Replaces `out` by a decoded grpc.health.v1.HealthCheckResponse. The health
+// messages are encoded by hand so that this library registers no
+// grpc.health.v1 descriptors, which would clash with any other generated
+// copy of health.proto linked into the same binary.
+bool DecodeHealthResponse(const grpc::ByteBuffer& buffer, ServingStatus* out) {
+  std::vector<grpc::Slice> slices;
+  if (!buffer.Dump(&slices).ok()) return false;
+  std::string bytes;
+  for (const grpc::Slice& s : slices) {
+    bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  }
+  google::protobuf::io::CodedInputStream in(
+      reinterpret_cast<const uint8_t*>(bytes.data()),
+      static_cast<int>(bytes.size()));
+  uint32_t status = 0;
+  while (uint32_t tag = in.ReadTag()) {
+    if (tag == 8) {  // field 1 (status), varint
+      if (!in.ReadVarint32(&status)) return false;
+    } else if (!google::protobuf::internal::WireFormatLite::SkipField(&in,
+                                                                      tag)) {
+      return false;
+    }
+  }
+  if (!in.ConsumedEntireMessage()) return false;
+  *out = status <= 3 ? static_cast<ServingStatus>(status)
+                     : ServingStatus::kUnknown;
+  return true;
+}
+
+grpc::ByteBuffer EncodeHealthRequest(absl::string_view service) {
+  std::string bytes;
+  if (!service.empty()) {
+    bytes.push_back(0x0a);  // field 1 (service), length-delimited
+    uint64_t n = service.size();
+    while (n >= 0x80) {
+      bytes.push_back(static_cast<char>((n & 0x7f) | 0x80));
+      n >>= 7;
+    }
+    bytes.push_back(static_cast<char>(n));
+    bytes.append(service.data(), service.size());
+  }
+  grpc::Slice slice(bytes);
+  return grpc::ByteBuffer(&slice, 1);
+}
+
+// Owns everything an async call touches until its callback has run.
+template <typename Request, typename Response>
+struct AsyncCall {
+  grpc::ClientContext context;
+  Request request;
+  Response response;
+  Client::Callback<Response> done;
+};
+
+template <typename Request, typename Response, typename Start>
+void StartAsync(absl::Duration deadline, Request request,
+                Client::Callback<Response> done, Start start) {
+  auto* call = new AsyncCall<Request, Response>;
+  call->context.set_deadline(absl::ToChronoTime(absl::Now() + deadline));
+  call->request = std::move(request);
+  call->done = std::move(done);
+  start(&call->context, &call->request, &call->response,
+        [call](grpc::Status status) {
+          std::unique_ptr<AsyncCall<Request, Response>> owned(call);
+          if (status.ok()) {
+            owned->done(std::move(owned->response));
+          } else {
+            owned->done(FromGrpcStatus(status));
+          }
+        });
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<std::string>> ResolveTargets(
+    absl::string_view target) {
+  target = absl::StripAsciiWhitespace(target);
+  if (target.empty()) return absl::InvalidArgumentError("target: empty");
+  if (HasScheme(target)) {
+    absl::Status s = CheckSchemeTarget(target);
+    if (!s.ok()) return s;
+    return std::vector<std::string>{std::string(target)};
+  }
+  absl::StatusOr<std::vector<HostPort>> list = ParseList(target);
+  if (!list.ok()) return list.status();
+  const HostKind first = list->front().kind;
+  const bool one_family =
+      first != HostKind::kName &&
+      std::all_of(list->begin(), list->end(),
+                  [first](const HostPort& hp) { return hp.kind == first; });
+  std::vector<std::string> out;
+  if (one_family) {
+    std::vector<std::string> parts;
+    for (const HostPort& hp : *list) parts.push_back(hp.ToString());
+    out.push_back(absl::StrCat(first == HostKind::kIPv4 ? "ipv4:" : "ipv6:",
+                               absl::StrJoin(parts, ",")));
+    return out;
+  }
+  for (const HostPort& hp : *list) {
+    switch (hp.kind) {
+      case HostKind::kIPv4:
+        out.push_back(absl::StrCat("ipv4:", hp.ToString()));
+        break;
+      case HostKind::kIPv6:
+        out.push_back(absl::StrCat("ipv6:", hp.ToString()));
+        break;
+      case HostKind::kName:
+        out.push_back(absl::StrCat("dns:///", hp.ToString()));
+        break;
+    }
+  }
+  return out;
+}
+
+absl::Status ClientOptions::Validate() const {
+  absl::StatusOr<std::vector<std::string>> targets = ResolveTargets(target);
+  if (!targets.ok()) return targets.status();
+  if (deadline <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("deadline must be positive");
+  }
+  if (max_attempts < 1 || max_attempts > 10) {
+    return absl::InvalidArgumentError("max_attempts must be 1..10");
+  }
+  if (initial_backoff <= absl::ZeroDuration() ||
+      max_backoff < initial_backoff) {
+    return absl::InvalidArgumentError(
+        "need 0 < initial_backoff <= max_backoff");
+  }
+  if (!(backoff_multiplier >= 1.0 && backoff_multiplier <= 10.0)) {
+    return absl::InvalidArgumentError("backoff_multiplier must be 1..10");
+  }
+  if (!(jitter >= 0.0 && jitter <= 1.0)) {
+    return absl::InvalidArgumentError("jitter must be 0..1");
+  }
+  if (max_message_bytes < 1024) {
+    return absl::InvalidArgumentError("max_message_bytes must be >= 1024");
+  }
+  if (keepalive_time < absl::Seconds(10) ||
+      keepalive_timeout <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        "keepalive_time must be >= 10s and keepalive_timeout positive");
+  }
+  if (connections < 1 || connections > 64) {
+    return absl::InvalidArgumentError("connections must be 1..64");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status FromGrpcStatus(const grpc::Status& status) {
+  const int code = static_cast<int>(status.error_code());
+  if (code < 0 || code > static_cast<int>(absl::StatusCode::kUnauthenticated)) {
+    return absl::UnknownError(status.error_message());
+  }
+  return absl::Status(static_cast<absl::StatusCode>(code),
+                      status.error_message());
+}
+
+absl::string_view ServingStatusName(ServingStatus status) {
+  switch (status) {
+    case ServingStatus::kServing:
+      return "SERVING";
+    case ServingStatus::kNotServing:
+      return "NOT_SERVING";
+    case ServingStatus::kServiceUnknown:
+      return "SERVICE_UNKNOWN";
+    case ServingStatus::kUnknown:
+      break;
+  }
+  return "UNKNOWN";
+}
+
+bool IsIdempotent(const v1::UpdateRequest& request) {
+  return request.has_expected_version();
+}
+
+Client::Client(ClientOptions options) : options_(std::move(options)) {
+  uint64_t seed = options_.seed;
+  if (seed == 0) {
+    std::random_device device;
+    seed = (uint64_t{device()} << 32) | device();
+  }
+  absl::MutexLock lock(&rng_mu_);
+  rng_.seed(seed);
+}
+
+Client::~Client() = default;
+
+absl::StatusOr<std::unique_ptr<Client>> Client::Create(ClientOptions options) {
+  absl::Status valid = options.Validate();
+  if (!valid.ok()) return valid;
+  absl::StatusOr<std::vector<std::string>> targets =
+      ResolveTargets(options.target);
+  if (!targets.ok()) return targets.status();
+
+  std::unique_ptr<Client> client(new Client(std::move(options)));
+  const ClientOptions& o = client->options_;
+  for (int c = 0; c < o.connections; ++c) {
+    for (const std::string& target : *targets) {
+      grpc::ChannelArguments args;
+      args.SetMaxReceiveMessageSize(o.max_message_bytes);
+      args.SetMaxSendMessageSize(o.max_message_bytes);
+      args.SetInt(
+          GRPC_ARG_KEEPALIVE_TIME_MS,
+          static_cast<int>(absl::ToInt64Milliseconds(o.keepalive_time)));
+      args.SetInt(
+          GRPC_ARG_KEEPALIVE_TIMEOUT_MS,
+          static_cast<int>(absl::ToInt64Milliseconds(o.keepalive_timeout)));
+      // Pinging idle connections gets them closed by servers with the
+      // default ping policy ("too_many_pings").
+      args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 0);
+      args.SetServiceConfigJSON(kRoundRobinConfig);
+      // Retries are ours (idempotency-aware); gRPC's would double them.
+      args.SetInt(GRPC_ARG_ENABLE_RETRIES, 0);
+      if (o.connections > 1) {
+        // Otherwise channels with equal arguments share one connection.
+        args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+      }
+      Endpoint ep;
+      ep.target = target;
+      ep.channel = grpc::CreateCustomChannel(
+          target, grpc::InsecureChannelCredentials(), args);
+      ep.session = v1::SessionService::NewStub(ep.channel);
+      ep.admin = v1::AdminService::NewStub(ep.channel);
+      client->endpoints_.push_back(std::move(ep));
+    }
+  }
+  return client;
+}
+
+const Client::Endpoint& Client::NextEndpoint() const {
+  const uint64_t n = next_endpoint_.fetch_add(1, std::memory_order_relaxed);
+  return endpoints_[n % endpoints_.size()];
+}
+
+Client::SessionStub* Client::NextSessionStub() const {
+  return NextEndpoint().session.get();
+}
+
+Client::AdminStub* Client::NextAdminStub() const {
+  return NextEndpoint().admin.get();
+}
+
+absl::Duration Client::NextBackoff(absl::Duration base) const {
+  double factor = 1.0;
+  if (options_.jitter > 0) {
+    std::uniform_real_distribution<double> dist(1.0 - options_.jitter,
+                                                1.0 + options_.jitter);
+    absl::MutexLock lock(&rng_mu_);
+    factor = dist(rng_);
+  }
+  return base * factor;
+}
+
+absl::Status Client::Invoke(
+    bool idempotent,
+    absl::FunctionRef<grpc::Status(const Endpoint&, grpc::ClientContext&)>
+        attempt) const {
+  const absl::Time deadline = absl::Now() + options_.deadline;
+  absl::Duration backoff = options_.initial_backoff;
+  for (int n = 1;; ++n) {
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(deadline));
+    const grpc::Status status = attempt(NextEndpoint(), context);
+    if (status.ok()) return absl::OkStatus();
+    if (!idempotent || status.error_code() != grpc::StatusCode::UNAVAILABLE ||
+        n >= options_.max_attempts) {
+      return FromGrpcStatus(status);
+    }
+    const absl::Duration wait = NextBackoff(backoff);
+    if (absl::Now() + wait >= deadline) return FromGrpcStatus(status);
+    absl::SleepFor(wait);
+    backoff =
+        std::min(backoff * options_.backoff_multiplier, options_.max_backoff);
+  }
+}
+
+// One sync RPC: `Method` is a pointer to the stub's blocking method.
+#define SG_SYNC_CALL(STUB, METHOD, IDEMPOTENT)                                 \
+  v1::METHOD##Response response;                                               \
+  absl::Status status =                                                        \
+      Invoke((IDEMPOTENT), [&](const Endpoint& ep, grpc::ClientContext& ctx) { \
+        response.Clear();                                                      \
+        return ep.STUB->METHOD(&ctx, request, &response);                      \
+      });                                                                      \
+  if (!status.ok()) return status;                                             \
+  return response
+
+absl::StatusOr<v1::CreateResponse> Client::Create(
+    const v1::CreateRequest& request) const {
+  SG_SYNC_CALL(session, Create, false);
+}
+
+absl::StatusOr<v1::GetResponse> Client::Get(
+    const v1::GetRequest& request) const {
+  SG_SYNC_CALL(session, Get, true);
+}
+
+absl::StatusOr<v1::TouchResponse> Client::Touch(
+    const v1::TouchRequest& request) const {
+  SG_SYNC_CALL(session, Touch, true);
+}
+
+absl::StatusOr<v1::UpdateResponse> Client::Update(
+    const v1::UpdateRequest& request) const {
+  SG_SYNC_CALL(session, Update, IsIdempotent(request));
+}
+
+absl::StatusOr<v1::DeleteResponse> Client::Delete(
+    const v1::DeleteRequest& request) const {
+  SG_SYNC_CALL(session, Delete, true);
+}
+
+absl::StatusOr<v1::RegenerateResponse> Client::Regenerate(
+    const v1::RegenerateRequest& request) const {
+  SG_SYNC_CALL(session, Regenerate, false);
+}
+
+absl::StatusOr<v1::ListByPrincipalResponse> Client::ListByPrincipal(
+    const v1::ListByPrincipalRequest& request) const {
+  SG_SYNC_CALL(session, ListByPrincipal, true);
+}
+
+absl::StatusOr<v1::DeleteByPrincipalResponse> Client::DeleteByPrincipal(
+    const v1::DeleteByPrincipalRequest& request) const {
+  SG_SYNC_CALL(session, DeleteByPrincipal, true);
+}
+
+absl::StatusOr<v1::NodeStatsResponse> Client::NodeStats(
+    const v1::NodeStatsRequest& request) const {
+  SG_SYNC_CALL(admin, NodeStats, true);
+}
+
+absl::StatusOr<v1::ClusterStatusResponse> Client::ClusterStatus(
+    const v1::ClusterStatusRequest& request) const {
+  SG_SYNC_CALL(admin, ClusterStatus, true);
+}
+
+#undef SG_SYNC_CALL
+
+absl::StatusOr<ServingStatus> Client::Health(absl::string_view service) const {
+  const grpc::ByteBuffer request = EncodeHealthRequest(service);
+  ServingStatus result = ServingStatus::kUnknown;
+  absl::Status status =
+      Invoke(true, [&](const Endpoint& ep, grpc::ClientContext& ctx) {
+        grpc::GenericStub stub(ep.channel);
+        grpc::ByteBuffer response;
+        grpc::Status rpc_status;
+        absl::Notification done;
+        stub.UnaryCall(&ctx, kHealthCheckMethod, grpc::StubOptions(), &request,
+                       &response, [&](grpc::Status s) {
+                         rpc_status = std::move(s);
+                         done.Notify();
+                       });
+        done.WaitForNotification();
+        if (rpc_status.ok() && !DecodeHealthResponse(response, &result)) {
+          return grpc::Status(grpc::StatusCode::INTERNAL,
+                              "malformed HealthCheckResponse");
+        }
+        return rpc_status;
+      });
+  if (!status.ok()) return status;
+  return result;
+}
+
+void Client::GetAsync(v1::GetRequest request,
+                      Callback<v1::GetResponse> done) const {
+  SessionStub* stub = NextSessionStub();
+  StartAsync(options_.deadline, std::move(request), std::move(done),
+             [stub](auto* ctx, auto* req, auto* resp, auto cb) {
+               stub->async()->Get(ctx, req, resp, std::move(cb));
+             });
+}
+
+void Client::CreateAsync(v1::CreateRequest request,
+                         Callback<v1::CreateResponse> done) const {
+  SessionStub* stub = NextSessionStub();
+  StartAsync(options_.deadline, std::move(request), std::move(done),
+             [stub](auto* ctx, auto* req, auto* resp, auto cb) {
+               stub->async()->Create(ctx, req, resp, std::move(cb));
+             });
+}
+
+void Client::UpdateAsync(v1::UpdateRequest request,
+                         Callback<v1::UpdateResponse> done) const {
+  SessionStub* stub = NextSessionStub();
+  StartAsync(options_.deadline, std::move(request), std::move(done),
+             [stub](auto* ctx, auto* req, auto* resp, auto cb) {
+               stub->async()->Update(ctx, req, resp, std::move(cb));
+             });
+}
+
+void Client::TouchAsync(v1::TouchRequest request,
+                        Callback<v1::TouchResponse> done) const {
+  SessionStub* stub = NextSessionStub();
+  StartAsync(options_.deadline, std::move(request), std::move(done),
+             [stub](auto* ctx, auto* req, auto* resp, auto cb) {
+               stub->async()->Touch(ctx, req, resp, std::move(cb));
+             });
+}
+
+absl::Status Client::WaitForConnected(absl::Duration timeout) const {
+  const auto deadline = absl::ToChronoTime(absl::Now() + timeout);
+  for (const Endpoint& ep : endpoints_) {
+    if (!ep.channel->WaitForConnected(deadline)) {
+      return absl::DeadlineExceededError(
+          absl::StrCat("not connected to ", ep.target));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace sg::client
