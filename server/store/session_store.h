@@ -7,8 +7,10 @@
 //   tombstones id -> version + gc deadline of a deleted session
 //   meta       node-level metadata
 //
-// Thread safety: every public method may be called from any thread.
-// Read-modify-write operations on one id are serialised by a striped lock.
+// Thread safety: every public method may be called from any thread, except
+// that Close() must not race other calls (drain callers first). Read-modify-
+// write operations on one id are serialised by a striped lock; Get without
+// touch takes no lock.
 #pragma once
 
 #include <cstdint>
@@ -31,12 +33,15 @@ inline constexpr size_t kSessionIdLength = 43;
 inline constexpr size_t kMaxPrincipalBytes = 256;
 
 // Returns INVALID_ARGUMENT unless `id` has the length and alphabet of an id
-// this store mints.
+// this store mints. Cheap; no allocation.
 absl::Status ValidateSessionId(std::string_view id);
 
-// 256 bits from the OS CSPRNG (getrandom), base64url encoded.
+// 256 bits from the OS CSPRNG (getrandom), base64url encoded without
+// padding. Aborts the process if the kernel cannot supply randomness.
 std::string NewSessionId();
 
+// One session as stored. `last_access_time` is persisted only together with
+// a new expiry; reads that touch return the current time in it.
 struct SessionRecord {
   std::string id;
   std::string data;
@@ -52,6 +57,7 @@ struct SessionRecord {
   bool authenticated() const { return !principal.empty(); }
 };
 
+// Checked by Validate(); Open() calls it.
 struct StoreOptions {
   std::string data_dir;
   std::string node_id = "node";
@@ -59,6 +65,7 @@ struct StoreOptions {
   absl::Duration max_ttl = absl::Hours(24 * 30);
   // Sliding expiry is persisted only after this fraction of the TTL passed
   // since the last persisted expiry.
+  // Range [0, 1]; 0 persists every touch.
   double touch_after = 0.25;
   absl::Duration tombstone_ttl = absl::Minutes(10);
   size_t max_session_bytes = 64 * 1024;
@@ -83,6 +90,9 @@ struct UpdateParams {
   std::optional<absl::Duration> ttl;
 };
 
+// Counters since Open (sessions: stored now). `sessions` counts stored
+// records; it is recounted exactly by every sweep and adjusted by every write
+// since, so an expired record counts until a sweep removes it.
 struct StoreStats {
   int64_t sessions = 0;
   int64_t authenticated_sessions = 0;
@@ -91,12 +101,21 @@ struct StoreStats {
   int64_t block_cache_bytes = 0;
   int64_t memtable_bytes = 0;
   int64_t table_readers_bytes = 0;
-  int64_t expirations = 0;
-  int64_t creates = 0;
-  int64_t reads = 0;
+  int64_t expirations = 0;  // sessions removed by sweeps
+  int64_t creates = 0;      // successful Create calls
+  int64_t reads = 0;        // Get calls that found a live session
+  // Persisted changes to existing sessions: Update, Regenerate, touches that
+  // persisted, applied replicated writes.
   int64_t writes = 0;
-  int64_t deletes = 0;
-  int64_t sweeps = 0;
+  int64_t deletes = 0;  // live sessions deleted (Delete, DeleteByPrincipal)
+  int64_t sweeps = 0;   // completed SweepExpired passes
+};
+
+// Raw key counts per column family, expired or not (tests and debugging).
+struct RawCounts {
+  int64_t sessions = 0;
+  int64_t principal_entries = 0;
+  int64_t tombstones = 0;
 };
 
 class SessionStore final {
@@ -114,8 +133,9 @@ class SessionStore final {
   // Errors: INVALID_ARGUMENT for oversized data/principal or a bad TTL.
   absl::StatusOr<SessionRecord> Create(CreateParams params);
 
-  // NOT_FOUND when absent or expired (an expired session is never returned).
-  // With `touch`, slides the expiry as Touch does.
+  // NOT_FOUND when absent or expired (an expired session is never returned);
+  // INVALID_ARGUMENT for a malformed id. With `touch`, slides the expiry as
+  // Touch does. Without it, takes no lock and writes nothing.
   absl::StatusOr<SessionRecord> Get(std::string_view id, bool touch);
 
   // Slides the expiry by the session's TTL (or `ttl` when given). Persists
@@ -124,25 +144,33 @@ class SessionStore final {
   absl::StatusOr<SessionRecord> Touch(std::string_view id,
                                       std::optional<absl::Duration> ttl);
 
-  // FAILED_PRECONDITION when expected_version is set and differs.
+  // FAILED_PRECONDITION when expected_version is set and differs; NOT_FOUND
+  // when absent or expired. Every update also slides the expiry to now + ttl
+  // (the new `ttl` when given) and assigns a new version.
   absl::StatusOr<SessionRecord> Update(std::string_view id,
                                        UpdateParams params);
 
-  // Returns false when there was no live session. Leaves a tombstone for
-  // tombstone_ttl so older writes cannot resurrect the id.
+  // Returns false when there was no live session (an expired leftover is
+  // still removed). Leaves a tombstone for tombstone_ttl so older replicated
+  // writes cannot resurrect the id. FAILED_PRECONDITION when
+  // expected_version is set and differs from a live session's version.
   absl::StatusOr<bool> Delete(std::string_view id,
                               std::optional<Hlc> expected_version);
 
-  // New id with the same data and principal (or `principal` when given);
-  // the old id is deleted (tombstoned). NOT_FOUND when absent.
+  // New id with the same data and principal (or `principal` when given; ""
+  // makes it anonymous); the old id is deleted (tombstoned) in the same
+  // atomic write. The new session keeps create_time and ttl and expires at
+  // now + ttl. NOT_FOUND when absent or expired.
   absl::StatusOr<SessionRecord> Regenerate(
       std::string_view id, std::optional<std::string> principal);
 
-  // Live sessions of a principal, at most `limit`.
+  // Live sessions of a principal, at most `limit` (0 returns none), in id
+  // order. INVALID_ARGUMENT for an empty or oversized principal.
   absl::StatusOr<std::vector<SessionRecord>> ListByPrincipal(
       std::string_view principal, size_t limit);
 
-  // Deletes every session of the principal; returns how many.
+  // Deletes every session of the principal (tombstoning each); returns how
+  // many live sessions were deleted. Also drops stale index entries.
   absl::StatusOr<int64_t> DeleteByPrincipal(std::string_view principal);
 
   // One sweep: deletes expired sessions (and their index entries) and
@@ -153,11 +181,28 @@ class SessionStore final {
   // compaction filter drops expired records).
   absl::Status CompactAll();
 
-  // Counts are exact as of the last sweep plus writes since.
+  // Replication: applies a write made elsewhere, last-writer-wins on
+  // version. A no-op (returns false) when the stored session or a tombstone
+  // of the id carries a version >= record.version. A newer record that is
+  // already expired removes the stored one. Returns true when applied.
+  absl::StatusOr<bool> ApplyReplicated(const SessionRecord& record);
+
+  // Replication: applies a delete made elsewhere at `version`. A no-op
+  // (returns false) when the stored session is newer; otherwise removes it
+  // and leaves (or advances) a tombstone. Returns true when applied.
+  absl::StatusOr<bool> ApplyReplicatedDelete(std::string_view id,
+                                             const Hlc& version);
+
+  // Counts are exact as of the last sweep plus writes since. Thread-safe;
+  // reads RocksDB properties, so not for a hot path.
   StoreStats Stats() const;
 
-  // Flushes memtables and closes the DB. Idempotent; later calls fail with
-  // FAILED_PRECONDITION.
+  // Scans every column family and counts raw keys. O(n); tests only.
+  absl::StatusOr<RawCounts> RawCountsForTesting() const;
+
+  // Flushes memtables and closes the DB. Idempotent (a second call returns
+  // OK); every other method fails with FAILED_PRECONDITION afterwards. Must
+  // not run concurrently with other calls.
   absl::Status Close();
 
   const StoreOptions& options() const;
