@@ -78,16 +78,17 @@ struct StoreOptions {
 };
 
 struct CreateParams {
-  std::string data;
-  std::string principal;
-  std::optional<absl::Duration> ttl;  // default_ttl when unset
+  std::string data = {};
+  std::string principal = {};                        // empty: anonymous
+  std::optional<absl::Duration> ttl = std::nullopt;  // default_ttl when unset
 };
 
+// Fields left unset keep their stored value.
 struct UpdateParams {
-  std::optional<std::string> data;
-  std::optional<std::string> principal;
-  std::optional<Hlc> expected_version;  // compare-and-set when set
-  std::optional<absl::Duration> ttl;
+  std::optional<std::string> data = std::nullopt;
+  std::optional<std::string> principal = std::nullopt;  // "": anonymous
+  std::optional<Hlc> expected_version = std::nullopt;   // compare-and-set
+  std::optional<absl::Duration> ttl = std::nullopt;
 };
 
 // Counters since Open (sessions: stored now). `sessions` counts stored
