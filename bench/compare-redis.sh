@@ -1,0 +1,159 @@
+#!/usr/bin/env bash
+# Measures SessionGrid against Redis on this machine, in one run, one load
+# after the other, and prints the throughput ratios.
+#
+#   BUILD_DIR=build bench/compare-redis.sh
+#
+# Redis: AOF with fsync every second, no RDB snapshots, load from
+# redis-benchmark (-c 50, 1 KiB values, GET and SET over 10000 keys).
+# SessionGrid: one node with its data dir in a temp dir, load from
+# sessiongrid-bench (--op create, then --op get, 50 calls in flight, 1 KiB).
+# Everything listens on 127.0.0.1 only, on free ports; both servers are
+# killed on exit.
+#
+# Environment: BUILD_DIR (build), CONCURRENCY (50), VALUE_SIZE (1024),
+# DURATION (10s), REDIS_REQUESTS (500000), KEYS (10000).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BUILD_DIR=${BUILD_DIR:-build}
+[[ "$BUILD_DIR" == /* ]] || BUILD_DIR="$ROOT/$BUILD_DIR"
+CONCURRENCY=${CONCURRENCY:-50}
+VALUE_SIZE=${VALUE_SIZE:-1024}
+DURATION=${DURATION:-10s}
+REDIS_REQUESTS=${REDIS_REQUESTS:-500000}
+KEYS=${KEYS:-10000}
+
+SERVER="$BUILD_DIR/server/sessiongrid-server"
+CTL="$BUILD_DIR/client/sessiongridctl"
+BENCH="$BUILD_DIR/bench/sessiongrid-bench"
+
+die() { echo "compare-redis: $*" >&2; exit 1; }
+
+for bin in "$SERVER" "$CTL" "$BENCH"; do
+  [[ -x "$bin" ]] || die "missing $bin (build it, or set BUILD_DIR)"
+done
+for tool in redis-server redis-cli redis-benchmark python3; do
+  command -v "$tool" >/dev/null || die "missing $tool"
+done
+
+TMP=$(mktemp -d -t sg-compare-redis.XXXXXX)
+PIDS=()
+cleanup() {
+  local pid
+  for pid in "${PIDS[@]}"; do
+    kill "$pid" 2>/dev/null || true
+  done
+  for pid in "${PIDS[@]}"; do
+    wait "$pid" 2>/dev/null || true
+  done
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() {
+  python3 -c 'import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])
+s.close()'
+}
+
+# wait_ready NAME PID CMD...: polls CMD every 0.1 s for up to 10 s while the
+# process lives; returns 1 (after saying why) when it never succeeds.
+wait_ready() {
+  local name=$1 pid=$2
+  shift 2
+  local i
+  for ((i = 0; i < 100; i++)); do
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    if ! kill -0 "$pid" 2>/dev/null; then
+      echo "compare-redis: $name exited during start-up" >&2
+      return 1
+    fi
+    sleep 0.1
+  done
+  echo "compare-redis: $name not ready after 10 s" >&2
+  return 1
+}
+
+# --- Redis -----------------------------------------------------------------
+REDIS_PORT=$(free_port)
+mkdir -p "$TMP/redis"
+redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --appendonly yes \
+  --appendfsync everysec --save "" --dir "$TMP/redis" \
+  --logfile "$TMP/redis/redis.log" &
+PIDS+=($!)
+REDIS_PID=$!
+redis_ping() { [[ "$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping)" == PONG ]]; }
+if ! wait_ready redis "$REDIS_PID" redis_ping; then
+  tail -20 "$TMP/redis/redis.log" >&2
+  exit 1
+fi
+
+# --- SessionGrid -------------------------------------------------------------
+SG_PORT=$(free_port)
+mkdir -p "$TMP/sg"
+"$SERVER" --listen "127.0.0.1:$SG_PORT" --data-dir "$TMP/sg" \
+  >"$TMP/sg.log" 2>&1 &
+PIDS+=($!)
+SG_PID=$!
+if ! wait_ready sessiongrid "$SG_PID" \
+  "$CTL" --server "127.0.0.1:$SG_PORT" --timeout 500ms health; then
+  tail -20 "$TMP/sg.log" >&2
+  exit 1
+fi
+
+echo "machine: $(nproc) cores; $(redis-server --version | cut -d' ' -f1-3)" >&2
+echo "load: concurrency $CONCURRENCY, value $VALUE_SIZE B, $KEYS keys" >&2
+
+# --- Load, one after the other ----------------------------------------------
+echo "redis-benchmark: $REDIS_REQUESTS requests per test ..." >&2
+redis-benchmark -h 127.0.0.1 -p "$REDIS_PORT" -c "$CONCURRENCY" \
+  -d "$VALUE_SIZE" -r "$KEYS" -t set,get -n "$REDIS_REQUESTS" --csv \
+  >"$TMP/redis.csv"
+
+echo "sessiongrid-bench --op=create for $DURATION ..." >&2
+"$BENCH" --target "127.0.0.1:$SG_PORT" --op create \
+  --concurrency "$CONCURRENCY" --value-size "$VALUE_SIZE" \
+  --duration "$DURATION" >"$TMP/sg-create.json"
+echo "sessiongrid-bench --op=get for $DURATION ..." >&2
+"$BENCH" --target "127.0.0.1:$SG_PORT" --op get --keys "$KEYS" \
+  --concurrency "$CONCURRENCY" --value-size "$VALUE_SIZE" \
+  --duration "$DURATION" >"$TMP/sg-get.json"
+
+# --- Report ------------------------------------------------------------------
+python3 - "$TMP/redis.csv" "$TMP/sg-create.json" "$TMP/sg-get.json" <<'EOF'
+import csv, json, sys
+
+redis = {}
+with open(sys.argv[1]) as f:
+    for row in csv.DictReader(f):
+        redis[row["test"]] = row
+create = json.load(open(sys.argv[2]))
+get = json.load(open(sys.argv[3]))
+
+def redis_row(name):
+    r = redis[name]
+    return (float(r["rps"]), float(r["p50_latency_ms"]),
+            float(r["p99_latency_ms"]), 0)
+
+def sg_row(j):
+    return (j["ops_per_sec"], j["p50_us"] / 1000, j["p99_us"] / 1000,
+            j["errors"])
+
+rows = [
+    ("redis", "SET", redis_row("SET")),
+    ("redis", "GET", redis_row("GET")),
+    ("sessiongrid", "Create", sg_row(create)),
+    ("sessiongrid", "Get", sg_row(get)),
+]
+print(f"{'system':<12} {'op':<7} {'ops/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+for system, op, (ops, p50, p99, errors) in rows:
+    print(f"{system:<12} {op:<7} {ops:>10.0f} {p50:>8.3f} {p99:>8.3f} {errors:>7}")
+get_ratio = get["ops_per_sec"] / float(redis["GET"]["rps"])
+set_ratio = create["ops_per_sec"] / float(redis["SET"]["rps"])
+print(f"GET(sg)/GET(redis)    = {get_ratio:.2f}")
+print(f"Create(sg)/SET(redis) = {set_ratio:.2f}")
+EOF

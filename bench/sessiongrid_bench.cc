@@ -1,0 +1,423 @@
+// sessiongrid-bench: closed-loop load against a SessionGrid node from one
+// process. `--concurrency` slots each keep exactly one call in flight with
+// the gRPC callback API, spread over `--channels` HTTP/2 connections; a slot
+// issues its next call from the completion of the previous one. After
+// `--warmup` the slots record latencies into their own histograms for
+// `--duration`, then stop by themselves; the histograms are merged once all
+// slots have stopped. Prints one JSON line on stdout.
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstdlib>
+#include <functional>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_replace.h"
+#include "absl/synchronization/blocking_counter.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "latency_histogram.h"
+#include "sessiongrid/client.h"
+
+namespace sg::bench {
+namespace {
+
+namespace v1 = ::sessiongrid::v1;
+using SteadyClock = std::chrono::steady_clock;
+
+enum class Op { kCreate, kGet, kUpdate, kTouch, kMix };
+
+constexpr const char* kUsage = R"(sessiongrid-bench: closed-loop gRPC load.
+
+Usage: sessiongrid-bench [flags]   (--flag=value or --flag value)
+
+  --target T        server(s), as sessiongridctl --server (127.0.0.1:7400)
+  --op OP           create | get | update | touch | mix (get)
+                    mix: 70% get, 15% touch, 10% update, 5% create
+  --concurrency N   calls in flight (50)
+  --channels N      HTTP/2 connections, 0 = max(2, cores) up to 8 (0)
+  --duration D      measured time (10s)
+  --warmup D        load before measuring, not recorded (1s)
+  --value-size N    bytes of session data for create/update (1024)
+  --keys N          sessions created first for get/update/touch/mix (10000)
+  --timeout D       deadline of one call (5s)
+  --seed N          seed for key choice and payload (1)
+
+Output, one line: {"op","concurrency","channels","duration_s","ops",
+"ops_per_sec","p50_us","p99_us","p999_us","errors","value_size"}.
+Only successful calls that started and ended inside the measured window
+count as ops; failed ones count as errors (by code on stderr).
+)";
+
+struct Config {
+  std::string target = "127.0.0.1:7400";
+  Op op = Op::kGet;
+  std::string op_name = "get";
+  int concurrency = 50;
+  int channels = 0;
+  absl::Duration duration = absl::Seconds(10);
+  absl::Duration warmup = absl::Seconds(1);
+  int value_size = 1024;
+  int keys = 10000;
+  absl::Duration timeout = absl::Seconds(5);
+  uint64_t seed = 1;
+};
+
+absl::StatusOr<Op> ParseOp(const std::string& name) {
+  static const auto* kOps =
+      new std::map<std::string, Op>{{"create", Op::kCreate},
+                                    {"get", Op::kGet},
+                                    {"update", Op::kUpdate},
+                                    {"touch", Op::kTouch},
+                                    {"mix", Op::kMix}};
+  auto it = kOps->find(name);
+  if (it == kOps->end()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--op: unknown \"", name, "\""));
+  }
+  return it->second;
+}
+
+// Returns nullopt and prints usage for --help.
+absl::StatusOr<std::optional<Config>> ParseArgs(int argc, char** argv) {
+  Config c;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--help" || arg == "-h") {
+      std::cout << kUsage;
+      return std::optional<Config>();
+    }
+    if (arg.rfind("--", 0) != 0) {
+      return absl::InvalidArgumentError(absl::StrCat("unexpected ", arg));
+    }
+    std::string value;
+    const size_t eq = arg.find('=');
+    if (eq != std::string::npos) {
+      value = arg.substr(eq + 1);
+      arg.resize(eq);
+    } else if (i + 1 < argc) {
+      value = argv[++i];
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat(arg, " needs a value"));
+    }
+    const std::string name = absl::StrReplaceAll(arg.substr(2), {{"_", "-"}});
+    auto bad = [&] {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--", name, ": bad value \"", value, "\""));
+    };
+    bool ok = true;
+    if (name == "target") {
+      c.target = value;
+    } else if (name == "op") {
+      absl::StatusOr<Op> op = ParseOp(value);
+      if (!op.ok()) return op.status();
+      c.op = *op;
+      c.op_name = value;
+    } else if (name == "concurrency") {
+      ok = absl::SimpleAtoi(value, &c.concurrency) && c.concurrency >= 1 &&
+           c.concurrency <= 100000;
+    } else if (name == "channels") {
+      ok = absl::SimpleAtoi(value, &c.channels) && c.channels >= 0 &&
+           c.channels <= 64;
+    } else if (name == "duration") {
+      ok = absl::ParseDuration(value, &c.duration) &&
+           c.duration > absl::ZeroDuration();
+    } else if (name == "warmup") {
+      ok = absl::ParseDuration(value, &c.warmup) &&
+           c.warmup >= absl::ZeroDuration();
+    } else if (name == "value-size") {
+      ok = absl::SimpleAtoi(value, &c.value_size) && c.value_size >= 0;
+    } else if (name == "keys") {
+      ok = absl::SimpleAtoi(value, &c.keys) && c.keys >= 1;
+    } else if (name == "timeout") {
+      ok = absl::ParseDuration(value, &c.timeout) &&
+           c.timeout > absl::ZeroDuration();
+    } else if (name == "seed") {
+      ok = absl::SimpleAtoi(value, &c.seed);
+    } else {
+      return absl::InvalidArgumentError(
+          absl::StrCat("unknown flag --", name, " (see --help)"));
+    }
+    if (!ok) return bad();
+  }
+  if (c.channels == 0) {
+    const int cores = static_cast<int>(std::thread::hardware_concurrency());
+    c.channels = std::clamp(cores, 2, 8);
+  }
+  return std::optional<Config>(c);
+}
+
+std::string MakePayload(int size, uint64_t seed) {
+  static constexpr char kAlphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+  std::mt19937_64 rng(seed);
+  std::string out(static_cast<size_t>(size), 'x');
+  for (char& ch : out) ch = kAlphabet[rng() % (sizeof(kAlphabet) - 1)];
+  return out;
+}
+
+// Creates `keys` sessions with `concurrency` async chains; returns their ids.
+absl::StatusOr<std::vector<std::string>> Preload(const client::Client& client,
+                                                 int keys, int concurrency,
+                                                 const std::string& payload) {
+  std::vector<std::string> ids(static_cast<size_t>(keys));
+  std::atomic<int> next{0};
+  absl::Mutex mu;
+  int failures = 0;
+  absl::Status first_error;
+  const int chains = std::min(concurrency, keys);
+  absl::BlockingCounter done(chains);
+  std::function<void()> start_next = [&] {
+    const int i = next.fetch_add(1, std::memory_order_relaxed);
+    if (i >= keys) {
+      done.DecrementCount();
+      return;
+    }
+    v1::CreateRequest req;
+    req.set_data(payload);
+    client.CreateAsync(std::move(req),
+                       [&, i](absl::StatusOr<v1::CreateResponse> r) {
+                         if (r.ok()) {
+                           ids[i] = r->session().id();
+                         } else {
+                           absl::MutexLock lock(&mu);
+                           if (failures++ == 0) first_error = r.status();
+                         }
+                         start_next();
+                       });
+  };
+  for (int c = 0; c < chains; ++c) start_next();
+  done.Wait();
+  if (failures > 0) {
+    return absl::Status(
+        first_error.code(),
+        absl::StrCat("preload: ", failures, " of ", keys,
+                     " creates failed; first: ", first_error.message()));
+  }
+  return ids;
+}
+
+// One call in flight at a time. Between issue and completion only the gRPC
+// completion touches the slot; the completion then issues the next call, so
+// the slot's fields are never accessed concurrently.
+struct Slot {
+  client::Client::SessionStub* stub = nullptr;
+  std::mt19937_64 rng;
+  std::optional<grpc::ClientContext> context;
+  v1::CreateRequest create_req;
+  v1::CreateResponse create_resp;
+  v1::GetRequest get_req;
+  v1::GetResponse get_resp;
+  v1::UpdateRequest update_req;
+  v1::UpdateResponse update_resp;
+  v1::TouchRequest touch_req;
+  v1::TouchResponse touch_resp;
+  SteadyClock::time_point started;
+  LatencyHistogram histogram;
+  uint64_t ops = 0;
+  std::array<uint64_t, 17> errors{};
+};
+
+struct Result {
+  LatencyHistogram histogram;
+  uint64_t ops = 0;
+  std::array<uint64_t, 17> errors{};
+};
+
+class Runner final {
+ public:
+  Runner(const Config& config, const client::Client& client,
+         const std::vector<std::string>& ids, const std::string& payload)
+      : config_(config), ids_(ids) {
+    for (int i = 0; i < config.concurrency; ++i) {
+      auto slot = std::make_unique<Slot>();
+      slot->stub = client.NextSessionStub();
+      slot->rng.seed(config.seed * 1'000'003 + static_cast<uint64_t>(i));
+      slot->create_req.set_data(payload);
+      slot->update_req.set_data(payload);
+      slots_.push_back(std::move(slot));
+    }
+  }
+
+  Result Run() {
+    const auto start = SteadyClock::now();
+    measure_start_ = start + absl::ToChronoNanoseconds(config_.warmup);
+    end_ = measure_start_ + absl::ToChronoNanoseconds(config_.duration);
+    absl::BlockingCounter stopped(static_cast<int>(slots_.size()));
+    stopped_ = &stopped;
+    for (auto& slot : slots_) Issue(*slot);
+    stopped.Wait();
+    Result result;
+    for (const auto& slot : slots_) {
+      result.histogram.Merge(slot->histogram);
+      result.ops += slot->ops;
+      for (size_t c = 0; c < result.errors.size(); ++c) {
+        result.errors[c] += slot->errors[c];
+      }
+    }
+    return result;
+  }
+
+ private:
+  Op PickOp(Slot& slot) const {
+    if (config_.op != Op::kMix) return config_.op;
+    const uint64_t roll = slot.rng() % 100;
+    if (roll < 70) return Op::kGet;
+    if (roll < 85) return Op::kTouch;
+    if (roll < 95) return Op::kUpdate;
+    return Op::kCreate;
+  }
+
+  const std::string& RandomId(Slot& slot) const {
+    return ids_[slot.rng() % ids_.size()];
+  }
+
+  void Issue(Slot& slot) {
+    slot.context.reset();
+    slot.context.emplace();
+    slot.context->set_deadline(SteadyToSystem(SteadyClock::now()) +
+                               absl::ToChronoNanoseconds(config_.timeout));
+    auto done = [this, &slot](grpc::Status status) { OnDone(slot, status); };
+    grpc::ClientContext* ctx = &*slot.context;
+    slot.started = SteadyClock::now();
+    switch (PickOp(slot)) {
+      case Op::kCreate:
+        slot.stub->async()->Create(ctx, &slot.create_req, &slot.create_resp,
+                                   std::move(done));
+        break;
+      case Op::kGet:
+        slot.get_req.set_id(RandomId(slot));
+        slot.stub->async()->Get(ctx, &slot.get_req, &slot.get_resp,
+                                std::move(done));
+        break;
+      case Op::kUpdate:
+        slot.update_req.set_id(RandomId(slot));
+        slot.stub->async()->Update(ctx, &slot.update_req, &slot.update_resp,
+                                   std::move(done));
+        break;
+      case Op::kTouch:
+        slot.touch_req.set_id(RandomId(slot));
+        slot.stub->async()->Touch(ctx, &slot.touch_req, &slot.touch_resp,
+                                  std::move(done));
+        break;
+      case Op::kMix:
+        break;  // PickOp never returns kMix
+    }
+  }
+
+  void OnDone(Slot& slot, const grpc::Status& status) {
+    const auto now = SteadyClock::now();
+    if (slot.started >= measure_start_ && now <= end_) {
+      if (status.ok()) {
+        ++slot.ops;
+        slot.histogram.Record(static_cast<uint64_t>(
+            std::chrono::duration_cast<std::chrono::nanoseconds>(now -
+                                                                 slot.started)
+                .count()));
+      } else {
+        const int code = static_cast<int>(status.error_code());
+        ++slot.errors[code >= 0 && code < 17 ? code : 2];
+      }
+    }
+    if (now >= end_) {
+      stopped_->DecrementCount();  // last touch of shared state
+      return;
+    }
+    Issue(slot);
+  }
+
+  static std::chrono::system_clock::time_point SteadyToSystem(
+      SteadyClock::time_point t) {
+    return std::chrono::system_clock::now() +
+           std::chrono::duration_cast<std::chrono::system_clock::duration>(
+               t - SteadyClock::now());
+  }
+
+  const Config& config_;
+  const std::vector<std::string>& ids_;
+  std::vector<std::unique_ptr<Slot>> slots_;
+  SteadyClock::time_point measure_start_;
+  SteadyClock::time_point end_;
+  absl::BlockingCounter* stopped_ = nullptr;
+};
+
+int Fail(const absl::Status& status) {
+  std::cerr << "error: " << absl::StatusCodeToString(status.code()) << ": "
+            << status.message() << "\n";
+  return status.code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
+}
+
+int Main(int argc, char** argv) {
+  absl::StatusOr<std::optional<Config>> parsed = ParseArgs(argc, argv);
+  if (!parsed.ok()) return Fail(parsed.status());
+  if (!parsed->has_value()) return 0;
+  const Config& config = **parsed;
+
+  client::ClientOptions options;
+  options.target = config.target;
+  options.deadline = config.timeout;
+  options.connections = config.channels;
+  options.seed = config.seed;
+  absl::StatusOr<std::unique_ptr<client::Client>> client =
+      client::Client::Create(options);
+  if (!client.ok()) return Fail(client.status());
+  absl::Status connected = (*client)->WaitForConnected(config.timeout);
+  if (!connected.ok()) return Fail(connected);
+
+  const std::string payload = MakePayload(config.value_size, config.seed);
+  std::vector<std::string> ids;
+  if (config.op != Op::kCreate) {
+    absl::StatusOr<std::vector<std::string>> loaded =
+        Preload(**client, config.keys, config.concurrency, payload);
+    if (!loaded.ok()) return Fail(loaded.status());
+    ids = *std::move(loaded);
+  }
+
+  Runner runner(config, **client, ids, payload);
+  const Result result = runner.Run();
+
+  uint64_t errors = 0;
+  std::string by_code;
+  for (size_t c = 0; c < result.errors.size(); ++c) {
+    if (result.errors[c] == 0) continue;
+    errors += result.errors[c];
+    absl::StrAppend(&by_code, " ",
+                    absl::StatusCodeToString(static_cast<absl::StatusCode>(c)),
+                    "=", result.errors[c]);
+  }
+  if (errors > 0) std::cerr << "errors by code:" << by_code << "\n";
+
+  const double seconds = absl::ToDoubleSeconds(config.duration);
+  auto us = [&](double q) {
+    return static_cast<double>(result.histogram.ValueAtQuantile(q)) / 1000.0;
+  };
+  std::cout << absl::StrFormat(
+                   R"({"op":"%s","concurrency":%d,"channels":%d,)"
+                   R"("duration_s":%.3f,"ops":%d,"ops_per_sec":%.1f,)"
+                   R"("p50_us":%.1f,"p99_us":%.1f,"p999_us":%.1f,)"
+                   R"("errors":%d,"value_size":%d})",
+                   config.op_name, config.concurrency, config.channels, seconds,
+                   result.ops, static_cast<double>(result.ops) / seconds,
+                   us(0.50), us(0.99), us(0.999), errors, config.value_size)
+            << std::endl;
+  return result.ops > 0 ? 0 : 1;
+}
+
+}  // namespace
+}  // namespace sg::bench
+
+int main(int argc, char** argv) { return sg::bench::Main(argc, argv); }
