@@ -409,8 +409,9 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Create(ClientOptions options) {
       // default ping policy ("too_many_pings").
       args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 0);
       args.SetServiceConfigJSON(kRoundRobinConfig);
-      // Retries are ours (idempotency-aware); gRPC's would double them.
-      args.SetInt(GRPC_ARG_ENABLE_RETRIES, 0);
+      // No retryPolicy is configured, so gRPC itself only retries
+      // transparently (calls that never reached a server); retries of calls
+      // that may have run are ours and idempotency-aware.
       if (o.connections > 1) {
         // Otherwise channels with equal arguments share one connection.
         args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
@@ -474,7 +475,7 @@ absl::Status Client::Invoke(
   }
 }
 
-// One sync RPC: `Method` is a pointer to the stub's blocking method.
+// Body of a blocking RPC: STUB is `session` or `admin`, METHOD the RPC name.
 #define SG_SYNC_CALL(STUB, METHOD, IDEMPOTENT)                                 \
   v1::METHOD##Response response;                                               \
   absl::Status status =                                                        \
