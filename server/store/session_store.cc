@@ -81,6 +81,13 @@ absl::Status OpenError(const rocksdb::Status& s, const std::string& dir) {
     return absl::DataLossError(
         absl::StrCat("session store data dir ", dir, " is corrupt: ", detail));
   }
+  std::error_code ec;
+  if (s.IsPathNotFound() &&
+      std::filesystem::exists(std::filesystem::path(dir) / "CURRENT", ec)) {
+    // An existing DB that references a file that is gone.
+    return absl::DataLossError(absl::StrCat(
+        "session store data dir ", dir, " is corrupt or incomplete: ", detail));
+  }
   return absl::UnavailableError(
       absl::StrCat("cannot open session store data dir ", dir, ": ", detail));
 }
@@ -1008,6 +1015,9 @@ absl::StatusOr<bool> SessionStore::Impl::ApplyReplicated(
   SG_RETURN_IF_ERROR(CheckPrincipal(incoming.principal));
   if (incoming.version.is_zero()) {
     return absl::InvalidArgumentError("replicated session has no version");
+  }
+  if (incoming.ttl <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("replicated session has no ttl");
   }
   hlc_.Observe(incoming.version);
 

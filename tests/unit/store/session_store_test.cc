@@ -625,6 +625,12 @@ TEST_F(SessionStoreTest, ApplyReplicatedIsLastWriterWins) {
   EXPECT_EQ(bob->size(), 1u);
   EXPECT_EQ(Raw().principal_entries, 1);
 
+  SessionRecord no_ttl = newer;
+  no_ttl.ttl = absl::ZeroDuration();
+  no_ttl.version.wall_millis += 1;
+  EXPECT_EQ(store_->ApplyReplicated(no_ttl).status().code(),
+            absl::StatusCode::kInvalidArgument);
+
   // Local writes after observing a remote version still move forward.
   auto u = store_->Update(r.id, UpdateParams{.data = "after"});
   ASSERT_TRUE(u.ok());
@@ -781,6 +787,7 @@ TEST_F(SessionStoreTest, OpenOfCorruptDirFailsWithoutCrashing) {
   }
   auto opened = SessionStore::Open(bad, &clock_);
   ASSERT_FALSE(opened.ok());
+  EXPECT_EQ(opened.status().code(), absl::StatusCode::kDataLoss);
   EXPECT_TRUE(absl::StrContains(opened.status().message(), bad.data_dir))
       << opened.status();
 }
@@ -795,6 +802,7 @@ TEST_F(SessionStoreTest, OpenWithManifestGoneFailsWithoutCrashing) {
   }
   auto opened = SessionStore::Open(options_, &clock_);
   ASSERT_FALSE(opened.ok());
+  EXPECT_EQ(opened.status().code(), absl::StatusCode::kDataLoss);
   EXPECT_TRUE(absl::StrContains(opened.status().message(), options_.data_dir))
       << opened.status();
 }
