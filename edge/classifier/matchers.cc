@@ -38,8 +38,8 @@ SubstringMatcher::SubstringMatcher(const std::vector<std::string>& patterns) {
   Invariant(width_ <= 256, "alphabet too large");
   const uint32_t w = width_;
   short_.assign(w + w * w, kNoMatch);
-  tri_bits_.assign((w * w * w + 63) / 64, 0);
-  std::map<uint32_t, std::vector<uint16_t>> by_key;
+  bits_.assign((size_t{1} << kHashBits) / 64, 0);
+  std::map<uint32_t, std::vector<uint16_t>> by_hash;
   for (size_t i = 0; i < patterns_.size(); ++i) {
     const std::string& p = patterns_[i];
     Invariant(!p.empty(), "empty pattern");
@@ -55,28 +55,33 @@ SubstringMatcher::SubstringMatcher(const std::vector<std::string>& patterns) {
       slot = std::min(slot, index);
       has_short_ = true;
     } else {
-      const uint32_t key = (c(0) * w + c(1)) * w + c(2);
-      tri_bits_[key / 64] |= uint64_t{1} << (key % 64);
-      by_key[key].push_back(index);  // pushed in increasing order
+      const uint32_t tri = (uint32_t{static_cast<uint8_t>(p[0])} |
+                            uint32_t{static_cast<uint8_t>(p[1])} << 8 |
+                            uint32_t{static_cast<uint8_t>(p[2])} << 16) &
+                           kFold3;
+      const uint32_t h = Hash(tri);
+      bits_[h / 64] |= uint64_t{1} << (h % 64);
+      by_hash[h].push_back(index);  // pushed in increasing order
     }
   }
-  for (const auto& [key, list] : by_key) {
+  for (const auto& [h, list] : by_hash) {
     const auto begin = static_cast<uint32_t>(candidates_.size());
     candidates_.insert(candidates_.end(), list.begin(), list.end());
     buckets_.push_back(
-        Bucket{key, begin, static_cast<uint32_t>(candidates_.size())});
+        Bucket{h, begin, static_cast<uint32_t>(candidates_.size())});
   }
 }
 
-uint16_t SubstringMatcher::Verify(uint32_t key, std::string_view text,
+uint16_t SubstringMatcher::Verify(uint32_t hash, std::string_view text,
                                   size_t pos, uint16_t best) const {
   const auto it =
-      std::lower_bound(buckets_.begin(), buckets_.end(), key,
-                       [](const Bucket& b, uint32_t k) { return b.key < k; });
+      std::lower_bound(buckets_.begin(), buckets_.end(), hash,
+                       [](const Bucket& b, uint32_t h) { return b.hash < h; });
+  if (it == buckets_.end() || it->hash != hash) return best;
   for (uint32_t c = it->begin; c != it->end && candidates_[c] < best; ++c) {
     const std::string& p = patterns_[candidates_[c]];
     if (p.size() > text.size() - pos) continue;
-    size_t j = 3;  // the first three bytes matched through the trigram
+    size_t j = 0;  // the hash says nothing certain: compare every byte
     while (j < p.size() && AsciiLower(text[pos + j]) == p[j]) ++j;
     if (j == p.size()) return candidates_[c];  // ascending: smallest hit
   }
@@ -102,24 +107,28 @@ uint16_t SubstringMatcher::FindFirst(std::string_view text) const {
   if (patterns_.empty() || text.empty()) return kNoMatch;
   uint16_t best = has_short_ ? ShortMatch(text) : kNoMatch;
   if (text.size() < 3 || buckets_.empty()) return best;
-  const uint8_t* cls = cls_.data();
-  const uint64_t* bits = tri_bits_.data();
-  const auto* bytes = reinterpret_cast<const uint8_t*>(text.data());
+  const uint64_t* bits = bits_.data();
+  const char* data = text.data();
   const size_t n = text.size();
-  const uint32_t w = width_;
-  const uint32_t w2 = w * w;
-  // Classes of bytes i-2 and i-1, kept apart so no step waits on the last.
-  uint32_t c2 = cls[bytes[0]];
-  uint32_t c1 = cls[bytes[1]];
-  for (size_t i = 2; i < n; ++i) {
-    const uint32_t cur = cls[bytes[i]];
-    const uint32_t key = c2 * w2 + c1 * w + cur;
-    c2 = c1;
-    c1 = cur;
-    if ((bits[key / 64] >> (key % 64)) & 1) [[unlikely]] {
-      best = Verify(key, text, i - 2, best);
-      if (best == 0) break;
+  auto probe = [&](size_t i, uint32_t word) {
+    const uint32_t h = Hash(word & kFold3);
+    if ((bits[h / 64] >> (h % 64)) & 1) [[unlikely]] {
+      best = Verify(h, text, i, best);
     }
+  };
+  size_t i = 0;
+  // Four-byte loads while they stay inside the text; the top byte is
+  // masked off.
+  for (; i + 4 <= n && best != 0; ++i) {
+    uint32_t word;
+    std::memcpy(&word, data + i, 4);
+    probe(i, word);
+  }
+  // The last window of three bytes.
+  if (i + 3 == n && best != 0) {
+    uint32_t word = 0;
+    std::memcpy(&word, data + i, 3);
+    probe(i, word);
   }
   return best;
 }
@@ -204,25 +213,32 @@ bool ExtensionTable::Pack(std::string_view s, Key* key) {
 }
 
 ExtensionTable::ExtensionTable(const std::vector<std::string>& extensions) {
+  int bits = 1;
+  while ((size_t{1} << bits) < 2 * extensions.size()) ++bits;
+  shift_ = 64 - bits;
+  slots_.assign(size_t{1} << bits, Slot{});
   for (size_t i = 0; i < extensions.size(); ++i) {
     Key key;
     Invariant(Pack(extensions[i], &key), "extension too long");
-    entries_.push_back(Entry{key, static_cast<uint16_t>(i)});
+    size_t s = SlotOf(key);
+    // A duplicate keeps its first (smallest) index.
+    while (slots_[s].index != kNoMatch && !(slots_[s].key == key)) {
+      s = (s + 1) & (slots_.size() - 1);
+    }
+    if (slots_[s].index == kNoMatch) {
+      slots_[s] = Slot{key, static_cast<uint16_t>(i)};
+    }
   }
-  // Stable, so a duplicate keeps its first (smallest) index at the front.
-  std::stable_sort(
-      entries_.begin(), entries_.end(),
-      [](const Entry& x, const Entry& y) { return x.key < y.key; });
 }
 
 uint16_t ExtensionTable::Find(std::string_view ext) const {
   Key key;
-  if (!Pack(ext, &key)) return kNoMatch;
-  auto it =
-      std::lower_bound(entries_.begin(), entries_.end(), key,
-                       [](const Entry& e, const Key& k) { return e.key < k; });
-  if (it == entries_.end() || it->key != key) return kNoMatch;
-  return it->index;
+  if (slots_.empty() || !Pack(ext, &key)) return kNoMatch;
+  for (size_t s = SlotOf(key);; s = (s + 1) & (slots_.size() - 1)) {
+    const Slot& slot = slots_[s];
+    if (slot.index == kNoMatch) return kNoMatch;
+    if (slot.key == key) return slot.index;
+  }
 }
 
 }  // namespace sg::classifier

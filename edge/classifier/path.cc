@@ -1,11 +1,19 @@
 #include "edge/classifier/path.h"
 
+#include <array>
 #include <cstring>
 
 #include "edge/classifier/matchers.h"
 
 namespace sg::classifier {
 namespace {
+
+// Bytes the copy loop must look at: query/fragment start, escapes, dots.
+constexpr std::array<bool, 256> kSpecial = [] {
+  std::array<bool, 256> t{};
+  t['?'] = t['#'] = t['%'] = t['.'] = true;
+  return t;
+}();
 
 int HexValue(char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -65,17 +73,19 @@ std::optional<size_t> NormalizePath(std::string_view target,
   char* const o = out.data();
   for (; p != end; ++p) {
     char c = *p;
-    if (c == '?' || c == '#') break;
-    if (c == '%' && end - p > 2) {
-      const int h = HexValue(p[1]);
-      const int l = HexValue(p[2]);
-      if (h >= 0 && l >= 0) {
-        c = static_cast<char>(h * 16 + l);
-        p += 2;
+    if (kSpecial[static_cast<uint8_t>(c)]) [[unlikely]] {
+      if (c == '?' || c == '#') break;
+      if (c == '%' && end - p > 2) {
+        const int h = HexValue(p[1]);
+        const int l = HexValue(p[2]);
+        if (h >= 0 && l >= 0) {
+          c = static_cast<char>(h * 16 + l);
+          p += 2;
+        }
       }
+      if (c == '.' && n > 0 && o[n - 1] == '/') maybe_dots = true;
     }
     if (n == cap) return std::nullopt;
-    if (c == '.' && n > 0 && o[n - 1] == '/') maybe_dots = true;
     o[n++] = AsciiLower(c);
   }
   if (n == 0) {

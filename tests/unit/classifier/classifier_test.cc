@@ -3,8 +3,23 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <cstdlib>
+#include <new>
 #include <set>
 #include <string>
+
+// Counts heap allocations so a test can prove Classify() makes none.
+namespace {
+std::atomic<long> g_allocations{0};
+}  // namespace
+void* operator new(std::size_t n) {
+  g_allocations.fetch_add(1, std::memory_order_relaxed);
+  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
 
 namespace sg::classifier {
 namespace {
@@ -552,6 +567,28 @@ TEST_F(ClassifierTest, PriorityMatchesSeed) {
     EXPECT_EQ(c->Classify(View(p.req)).priority, p.priority)
         << p.req.target << " " << p.req.ua;
   }
+}
+
+TEST_F(ClassifierTest, ClassifyDoesNotAllocate) {
+  auto c = Make(true);
+  std::vector<Req> reqs = {
+      Req{},
+      With([](Req& r) { r.target = "/%61ssets/../api/auth/x.js?q=1"; }),
+      With([](Req& r) { r.ua = "Mozilla/5.0 (compatible; Googlebot/2.1)"; }),
+      With([](Req& r) {
+        r.peer = "10.9.0.1";
+        r.xff = "1.2.3.4, 10.9.0.3";
+      }),
+      With([](Req& r) { r.cookie = "a=1; connect.sid=s%3Ax.y; user_id=2"; }),
+      With([](Req& r) { r.target = "/" + std::string(5000, 'a'); }),
+  };
+  std::vector<RequestView> views;
+  for (const Req& r : reqs) views.push_back(View(r));
+  const long before = g_allocations.load();
+  int bypassed = 0;
+  for (const RequestView& v : views) bypassed += c->Classify(v).bypass;
+  EXPECT_EQ(g_allocations.load(), before);
+  EXPECT_GT(bypassed, 0);
 }
 
 TEST_F(ClassifierTest, CustomRulesAndCookieNames) {
