@@ -156,4 +156,7 @@ get_ratio = get["ops_per_sec"] / float(redis["GET"]["rps"])
 set_ratio = create["ops_per_sec"] / float(redis["SET"]["rps"])
 print(f"GET(sg)/GET(redis)    = {get_ratio:.2f}")
 print(f"Create(sg)/SET(redis) = {set_ratio:.2f}")
+print("raw sessiongrid-bench:")
+print(json.dumps(create))
+print(json.dumps(get))
 EOF
