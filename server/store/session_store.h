@@ -3,7 +3,8 @@
 // Layout (column families):
 //   sessions   id -> SessionRecord (expiry stamped in the value, so reads and
 //              the compaction filter can judge it without other state)
-//   principal  principal '\0' id -> empty (exact secondary index)
+//   principal  principal '\0' id -> the session's expiry (exact secondary
+//              index; the stamp lets the compaction filter reclaim it too)
 //   tombstones id -> version + gc deadline of a deleted session
 //   meta       node-level metadata
 //
@@ -64,8 +65,7 @@ struct StoreOptions {
   absl::Duration default_ttl = absl::Hours(24);
   absl::Duration max_ttl = absl::Hours(24 * 30);
   // Sliding expiry is persisted only after this fraction of the TTL passed
-  // since the last persisted expiry.
-  // Range [0, 1]; 0 persists every touch.
+  // since the last persisted expiry. Range [0, 1]; 0 persists every touch.
   double touch_after = 0.25;
   absl::Duration tombstone_ttl = absl::Minutes(10);
   size_t max_session_bytes = 64 * 1024;
@@ -91,9 +91,11 @@ struct UpdateParams {
   std::optional<absl::Duration> ttl = std::nullopt;
 };
 
-// Counters since Open (sessions: stored now). `sessions` counts stored
-// records; it is recounted exactly by every sweep and adjusted by every write
-// since, so an expired record counts until a sweep removes it.
+// Operation counters run from Open. `sessions` (and its split by class) counts
+// stored records: counted at Open, recounted exactly by every sweep and
+// adjusted by every write since, so an expired record counts until a sweep
+// removes it. The byte figures are RocksDB's: SST files plus live WAL, block
+// cache usage (memtables are charged to it), memtables, table readers.
 struct StoreStats {
   int64_t sessions = 0;
   int64_t authenticated_sessions = 0;
@@ -139,9 +141,14 @@ class SessionStore final {
   // Touch does. Without it, takes no lock and writes nothing.
   absl::StatusOr<SessionRecord> Get(std::string_view id, bool touch);
 
-  // Slides the expiry by the session's TTL (or `ttl` when given). Persists
-  // only when touch_after * ttl has passed since the last persisted expiry;
-  // the returned record always carries the effective expiry.
+  // Slides the expiry to now + the session's TTL (or `ttl` when given, which
+  // also becomes the session's TTL). Persists, with a new version, only when
+  // the new expiry is at least touch_after * ttl past the persisted one (or
+  // the TTL changed), so most touches are reads. The returned record always
+  // carries the slid expiry and last_access_time = now; when nothing was
+  // persisted, the stored expiry stays up to touch_after * ttl earlier until
+  // a later touch persists. NOT_FOUND when absent or expired;
+  // INVALID_ARGUMENT for a bad id or TTL.
   absl::StatusOr<SessionRecord> Touch(std::string_view id,
                                       std::optional<absl::Duration> ttl);
 
