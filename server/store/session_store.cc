@@ -307,6 +307,11 @@ absl::Status SessionStore::Impl::Open() {
 
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
+  if (ec == std::errc::permission_denied) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("session store data dir ", dir,
+                     " is not accessible to this process: ", ec.message()));
+  }
   if (ec) {
     return absl::UnavailableError(absl::StrCat(
         "cannot create session store data dir ", dir, ": ", ec.message()));

@@ -821,17 +821,52 @@ TEST_F(SessionStoreTest, OpenOfPathThatIsAFileFails) {
       << opened.status();
 }
 
+// Root ignores directory permissions, so as root the test opens the store
+// as an unprivileged user (keeping root as the saved id to switch back).
+class ScopedUnprivileged {
+ public:
+  ScopedUnprivileged() {
+    if (geteuid() != 0) return;
+    active_ =
+        setresgid(65534, 65534, 0) == 0 && setresuid(65534, 65534, 0) == 0;
+  }
+  ~ScopedUnprivileged() {
+    if (!active_) return;
+    if (setresuid(0, 0, 0) != 0 || setresgid(0, 0, 0) != 0) abort();
+  }
+  bool ok() const { return active_ || geteuid() != 0; }
+
+ private:
+  bool active_ = false;
+};
+
 TEST_F(SessionStoreTest, OpenOfUnreadableDirFailsClearly) {
-  if (geteuid() == 0) GTEST_SKIP() << "root ignores directory permissions";
+  // No open store (and so no RocksDB work) while the credentials change.
+  ASSERT_TRUE(store_->Close().ok());
+  store_.reset();
   ScopedTempDir other;
   ASSERT_TRUE(other.ok());
-  std::filesystem::permissions(other.path(), std::filesystem::perms::none);
+  // The parent is traversable by anyone; the data dir itself is closed.
+  std::filesystem::permissions(other.path(),
+                               std::filesystem::perms::owner_all |
+                                   std::filesystem::perms::others_exec |
+                                   std::filesystem::perms::group_exec);
+  const std::string dir = other.path() + "/db";
+  std::filesystem::create_directory(dir);
+  std::filesystem::permissions(dir, std::filesystem::perms::none);
   StoreOptions bad = options_;
-  bad.data_dir = other.path();
-  auto opened = SessionStore::Open(bad, &clock_);
+  bad.data_dir = dir;
+  absl::StatusOr<std::unique_ptr<SessionStore>> opened;
+  {
+    ScopedUnprivileged unprivileged;
+    ASSERT_TRUE(unprivileged.ok());
+    opened = SessionStore::Open(bad, &clock_);
+  }
   ASSERT_FALSE(opened.ok());
-  EXPECT_EQ(opened.status().code(), absl::StatusCode::kPermissionDenied);
-  EXPECT_TRUE(absl::StrContains(opened.status().message(), bad.data_dir));
+  EXPECT_EQ(opened.status().code(), absl::StatusCode::kPermissionDenied)
+      << opened.status();
+  EXPECT_TRUE(absl::StrContains(opened.status().message(), dir))
+      << opened.status();
 }
 
 TEST_F(SessionStoreTest, OpenRejectsInvalidOptions) {
