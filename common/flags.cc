@@ -236,6 +236,18 @@ std::string FlagSet::Usage() const {
   return out;
 }
 
+std::string FlagSet::DescribeOptionError(const absl::Status& status) const {
+  std::string message(status.message());
+  for (const Flag& f : flags_) {
+    std::string field = f.name;
+    for (char& c : field) c = c == '-' ? '_' : c;
+    if (message.rfind(field + " ", 0) == 0) {
+      return absl::StrCat("flag --", f.name, ": ", message);
+    }
+  }
+  return message;
+}
+
 std::vector<std::string> FlagSet::ParseOrExit(int argc, char** argv) {
   auto positional = Parse(argc, argv);
   if (!positional.ok()) {

@@ -46,6 +46,11 @@ class FlagSet final {
   bool help_requested() const { return help_requested_; }
   std::string Usage() const;
 
+  // Options::Validate() messages start with the option's field name
+  // (`touch_after must be ...`); this names the matching flag instead
+  // (`flag --touch-after: touch_after must be ...`) when there is one.
+  std::string DescribeOptionError(const absl::Status& status) const;
+
   // For main(): parses, prints usage and exits 0 on --help, prints
   // "error: ..." and exits 2 on a bad flag. Returns positional arguments.
   std::vector<std::string> ParseOrExit(int argc, char** argv);

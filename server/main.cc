@@ -66,7 +66,7 @@ int main(int argc, char** argv) {
   store.max_session_bytes = max_session_bytes;
   store.block_cache_bytes = block_cache_bytes;
   if (absl::Status s = options.Validate(); !s.ok()) {
-    std::fprintf(stderr, "error: %s\n", std::string(s.message()).c_str());
+    std::fprintf(stderr, "error: %s\n", flags.DescribeOptionError(s).c_str());
     return 2;
   }
 

@@ -89,7 +89,6 @@ absl::StatusOr<std::unique_ptr<NodeServer>> NodeServer::Start(
 
   impl->sweeper = std::make_unique<store::ExpirySweeper>(impl->store.get(),
                                                          options.sweep_interval);
-  impl->sweeper->Start();
 
   LogInfo("listening", {{"address", absl::StrCat(host, ":", impl->port)},
                         {"node_id", options.store.node_id}});

@@ -42,6 +42,7 @@ class ReflectionHealthTest : public ::testing::Test {
     channel_ = grpc::CreateChannel(address_, grpc::InsecureChannelCredentials());
   }
   void TearDown() override {
+    channel_.reset();
     server_->Signal(SIGTERM);
     EXPECT_EQ(server_->Wait(absl::Seconds(30)), 0) << server_->Output();
     testutil::RemoveTree(dir_);
@@ -90,9 +91,20 @@ class ReflectionHealthTest : public ::testing::Test {
         }
       }
     }
-    for (int pass = 0; pass < 3; ++pass) {
+    // Build each file once all its imports are in the pool.
+    bool progress = true;
+    while (progress) {
+      progress = false;
       for (const auto& file : files) {
-        if (pool_.FindFileByName(file.name()) == nullptr) pool_.BuildFile(file);
+        if (pool_.FindFileByName(file.name()) != nullptr) continue;
+        bool ready = true;
+        for (const std::string& dep : file.dependency()) {
+          ready &= pool_.FindFileByName(dep) != nullptr;
+        }
+        if (ready) {
+          ASSERT_NE(pool_.BuildFile(file), nullptr) << file.name();
+          progress = true;
+        }
       }
     }
   }

@@ -101,6 +101,7 @@ TEST_F(ServerProcessTest, SigtermUnderLoadCompletesAcceptedCallsAndExitsZero) {
   std::vector<std::string> created;
   std::vector<std::string> unexpected;
   std::atomic<int> calls{0};
+  std::atomic<int> refused{0};
 
   std::vector<std::thread> threads;
   for (int t = 0; t < kThreads; ++t) {
@@ -114,15 +115,20 @@ TEST_F(ServerProcessTest, SigtermUnderLoadCompletesAcceptedCallsAndExitsZero) {
         v1::CreateRequest req;
         req.set_data("t" + std::to_string(t) + "-" + std::to_string(i));
         v1::CreateResponse resp;
+        // Calls racing the signal may be refused before the server hands
+        // them to the service (gRPC answers UNAVAILABLE, or CANCELLED for a
+        // call that arrived but was never started); nothing else may fail.
         grpc::Status s = stub->Create(&ctx, req, &resp);
         calls.fetch_add(1);
         absl::MutexLock lock(&mu);
         if (s.ok()) {
           created.push_back(resp.session().id());
           if (signalled.load()) ok_after_signal.fetch_add(1);
-        } else if (s.error_code() == grpc::StatusCode::UNAVAILABLE &&
-                   signalled.load()) {
-          return;  // refused after the drain began: expected
+        } else if (signalled.load() &&
+                   (s.error_code() == grpc::StatusCode::UNAVAILABLE ||
+                    s.error_code() == grpc::StatusCode::CANCELLED)) {
+          refused.fetch_add(1);
+          return;  // the drain began: this client is done
         } else {
           unexpected.push_back(std::to_string(s.error_code()) + " " +
                                s.error_message());
@@ -140,7 +146,9 @@ TEST_F(ServerProcessTest, SigtermUnderLoadCompletesAcceptedCallsAndExitsZero) {
   auto code = server->Wait(absl::Seconds(60));
   for (auto& th : threads) th.join();
   EXPECT_EQ(code, 0) << server->Output();
-  EXPECT_TRUE(unexpected.empty()) << unexpected.front();
+  EXPECT_TRUE(unexpected.empty()) << unexpected.front() << " of " << unexpected.size();
+  // At most the calls in flight at the signal, one per client, are refused.
+  EXPECT_LE(refused.load(), kThreads);
   EXPECT_NE(server->Output().find("drain: done"), std::string::npos);
 
   // Every acknowledged create is there after a restart.
