@@ -70,9 +70,10 @@ absl::StatusOr<std::unique_ptr<NodeServer>> NodeServer::Start(
   builder.RegisterService(impl->session_service.get());
   builder.RegisterService(impl->admin_service.get());
   // Room for the largest session plus the envelope, so an oversized payload
-  // reaches our own check and gets a clear INVALID_ARGUMENT.
-  builder.SetMaxReceiveMessageSize(
-      static_cast<int>(options.store.max_session_bytes + 64 * 1024));
+  // reaches our own check and gets a clear INVALID_ARGUMENT; batches get at
+  // least 4 MiB (the client's batcher stays below that).
+  builder.SetMaxReceiveMessageSize(static_cast<int>(std::max<size_t>(
+      options.store.max_session_bytes + 64 * 1024, kMaxBatchMessageBytes)));
   impl->server = builder.BuildAndStart();
   if (impl->server == nullptr || impl->port == 0) {
     return absl::UnavailableError(absl::StrCat(

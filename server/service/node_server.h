@@ -26,6 +26,8 @@ struct ServerOptions {
 inline constexpr const char* kSessionServiceName =
     "sessiongrid.v1.SessionService";
 inline constexpr const char* kAdminServiceName = "sessiongrid.v1.AdminService";
+// The smallest largest-message a node accepts, so batches fit.
+inline constexpr size_t kMaxBatchMessageBytes = 4 << 20;
 
 class NodeServer final {
  public:

@@ -129,7 +129,64 @@ absl::Status DoDeleteByPrincipal(store::SessionStore& store,
   return absl::OkStatus();
 }
 
+void ToProto(const absl::Status& status, v1::EntryStatus* out) {
+  out->set_code(static_cast<int32_t>(status.code()));
+  out->set_message(std::string(status.message()));
+}
+
+absl::Status CheckBatchSize(int entries) {
+  if (entries > SessionServiceImpl::kMaxBatchEntries) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("a batch holds at most ",
+                     SessionServiceImpl::kMaxBatchEntries, " entries, got ",
+                     entries));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status DoBatchGet(store::SessionStore& store,
+                        const v1::BatchGetRequest& req,
+                        v1::BatchGetResponse* resp) {
+  SG_RETURN_IF_ERROR(CheckBatchSize(req.requests_size()));
+  resp->mutable_results()->Reserve(req.requests_size());
+  for (const v1::GetRequest& get : req.requests()) {
+    v1::GetResult* result = resp->add_results();
+    v1::GetResponse one;
+    absl::Status status = DoGet(store, get, &one);
+    ToProto(status, result->mutable_status());
+    if (status.ok()) result->mutable_session()->Swap(one.mutable_session());
+  }
+  return absl::OkStatus();
+}
+
+absl::Status DoBatchCreate(store::SessionStore& store,
+                           const v1::BatchCreateRequest& req,
+                           v1::BatchCreateResponse* resp) {
+  SG_RETURN_IF_ERROR(CheckBatchSize(req.requests_size()));
+  resp->mutable_results()->Reserve(req.requests_size());
+  for (const v1::CreateRequest& create : req.requests()) {
+    v1::CreateResult* result = resp->add_results();
+    v1::CreateResponse one;
+    absl::Status status = DoCreate(store, create, &one);
+    ToProto(status, result->mutable_status());
+    if (status.ok()) result->mutable_session()->Swap(one.mutable_session());
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
+
+grpc::ServerUnaryReactor* SessionServiceImpl::BatchGet(
+    grpc::CallbackServerContext* ctx, const v1::BatchGetRequest* request,
+    v1::BatchGetResponse* response) {
+  return Finish(ctx, DoBatchGet(*store_, *request, response));
+}
+
+grpc::ServerUnaryReactor* SessionServiceImpl::BatchCreate(
+    grpc::CallbackServerContext* ctx, const v1::BatchCreateRequest* request,
+    v1::BatchCreateResponse* response) {
+  return Finish(ctx, DoBatchCreate(*store_, *request, response));
+}
 
 grpc::ServerUnaryReactor* SessionServiceImpl::Create(
     grpc::CallbackServerContext* ctx, const v1::CreateRequest* request,

@@ -45,6 +45,17 @@ class SessionServiceImpl final
       const sessiongrid::v1::DeleteByPrincipalRequest* request,
       sessiongrid::v1::DeleteByPrincipalResponse* response) override;
 
+  grpc::ServerUnaryReactor* BatchGet(
+      grpc::CallbackServerContext* ctx,
+      const sessiongrid::v1::BatchGetRequest* request,
+      sessiongrid::v1::BatchGetResponse* response) override;
+  grpc::ServerUnaryReactor* BatchCreate(
+      grpc::CallbackServerContext* ctx,
+      const sessiongrid::v1::BatchCreateRequest* request,
+      sessiongrid::v1::BatchCreateResponse* response) override;
+
+  // A batch holds at most this many entries.
+  static constexpr int kMaxBatchEntries = 1000;
   // ListByPrincipal answers at most this many sessions.
   static constexpr int kMaxListLimit = 1000;
 
