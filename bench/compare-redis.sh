@@ -23,6 +23,7 @@ VALUE_SIZE=${VALUE_SIZE:-1024}
 DURATION=${DURATION:-10s}
 REDIS_REQUESTS=${REDIS_REQUESTS:-500000}
 KEYS=${KEYS:-10000}
+BATCH=${BATCH:-128}
 
 SERVER="$BUILD_DIR/server/sessiongrid-server"
 CTL="$BUILD_DIR/client/sessiongridctl"
@@ -122,9 +123,20 @@ echo "sessiongrid-bench --op=get for $DURATION ..." >&2
 "$BENCH" --target "127.0.0.1:$SG_PORT" --op get --keys "$KEYS" \
   --concurrency "$CONCURRENCY" --value-size "$VALUE_SIZE" \
   --duration "$DURATION" >"$TMP/sg-get.json"
+# The batched path (what the edge uses): the same 50 calls in flight, sent
+# through the client's SessionBatcher as BatchCreate/BatchGet RPCs.
+echo "sessiongrid-bench --op=create --batch=$BATCH for $DURATION ..." >&2
+"$BENCH" --target "127.0.0.1:$SG_PORT" --op create --batch "$BATCH" \
+  --concurrency "$CONCURRENCY" --value-size "$VALUE_SIZE" \
+  --duration "$DURATION" >"$TMP/sg-create-batch.json" 2>/dev/null
+echo "sessiongrid-bench --op=get --batch=$BATCH for $DURATION ..." >&2
+"$BENCH" --target "127.0.0.1:$SG_PORT" --op get --keys "$KEYS" --batch "$BATCH" \
+  --concurrency "$CONCURRENCY" --value-size "$VALUE_SIZE" \
+  --duration "$DURATION" >"$TMP/sg-get-batch.json" 2>/dev/null
 
 # --- Report ------------------------------------------------------------------
-python3 - "$TMP/redis.csv" "$TMP/sg-create.json" "$TMP/sg-get.json" <<'EOF'
+python3 - "$TMP/redis.csv" "$TMP/sg-create.json" "$TMP/sg-get.json" \
+  "$TMP/sg-create-batch.json" "$TMP/sg-get-batch.json" <<'EOF'
 import csv, json, sys
 
 redis = {}
@@ -133,6 +145,8 @@ with open(sys.argv[1]) as f:
         redis[row["test"]] = row
 create = json.load(open(sys.argv[2]))
 get = json.load(open(sys.argv[3]))
+create_b = json.load(open(sys.argv[4]))
+get_b = json.load(open(sys.argv[5]))
 
 def redis_row(name):
     r = redis[name]
@@ -148,6 +162,8 @@ rows = [
     ("redis", "GET", redis_row("GET")),
     ("sessiongrid", "Create", sg_row(create)),
     ("sessiongrid", "Get", sg_row(get)),
+    ("sg batched", "Create", sg_row(create_b)),
+    ("sg batched", "Get", sg_row(get_b)),
 ]
 print(f"{'system':<12} {'op':<7} {'ops/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
 for system, op, (ops, p50, p99, errors) in rows:
@@ -156,7 +172,9 @@ get_ratio = get["ops_per_sec"] / float(redis["GET"]["rps"])
 set_ratio = create["ops_per_sec"] / float(redis["SET"]["rps"])
 print(f"GET(sg)/GET(redis)    = {get_ratio:.2f}")
 print(f"Create(sg)/SET(redis) = {set_ratio:.2f}")
+print(f"batched GET(sg)/GET(redis)    = {get_b['ops_per_sec'] / float(redis['GET']['rps']):.2f}")
+print(f"batched Create(sg)/SET(redis) = {create_b['ops_per_sec'] / float(redis['SET']['rps']):.2f}")
 print("raw sessiongrid-bench:")
-print(json.dumps(create))
-print(json.dumps(get))
+for j in (create, get, create_b, get_b):
+    print(json.dumps(j))
 EOF
