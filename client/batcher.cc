@@ -153,40 +153,41 @@ struct BatchCall {
 
 }  // namespace
 
+template <typename BatchRequest, typename BatchResponse, typename Request,
+          typename StartFn>
+void SessionBatcher::SendBatchRpc(
+    std::vector<std::pair<Request, SessionCallback>> batch,
+    std::function<void()> finished, StartFn start) {
+  using Call = BatchCall<BatchRequest, BatchResponse, Request>;
+  auto* call = new Call(std::move(batch), options_.deadline);
+  int64_t entries = static_cast<int64_t>(call->callbacks.size());
+  start(client_->NextSessionStub()->async(), &call->context, &call->request,
+        &call->response,
+        [this, call, entries, finished = std::move(finished)](grpc::Status s) {
+          call->Deliver(s);
+          delete call;
+          finished();
+          absl::MutexLock lock(&stats_mu_);
+          outstanding_ -= entries;
+        });
+}
+
 void SessionBatcher::SendRpc(
     std::vector<std::pair<v1::GetRequest, SessionCallback>> batch,
     std::function<void()> finished) {
-  using Call = BatchCall<v1::BatchGetRequest, v1::BatchGetResponse,
-                         v1::GetRequest>;
-  auto* call = new Call(std::move(batch), options_.deadline);
-  int64_t entries = static_cast<int64_t>(call->callbacks.size());
-  client_->NextSessionStub()->async()->BatchGet(
-      &call->context, &call->request, &call->response,
-      [this, call, entries, finished = std::move(finished)](grpc::Status s) {
-        call->Deliver(s);
-        delete call;
-        finished();
-        absl::MutexLock lock(&stats_mu_);
-        outstanding_ -= entries;
-      });
+  SendBatchRpc<v1::BatchGetRequest, v1::BatchGetResponse>(
+      std::move(batch), std::move(finished),
+      [](auto* async, grpc::ClientContext* ctx, const auto* req, auto* resp,
+         auto done) { async->BatchGet(ctx, req, resp, std::move(done)); });
 }
 
 void SessionBatcher::SendRpc(
     std::vector<std::pair<v1::CreateRequest, SessionCallback>> batch,
     std::function<void()> finished) {
-  using Call = BatchCall<v1::BatchCreateRequest, v1::BatchCreateResponse,
-                         v1::CreateRequest>;
-  auto* call = new Call(std::move(batch), options_.deadline);
-  int64_t entries = static_cast<int64_t>(call->callbacks.size());
-  client_->NextSessionStub()->async()->BatchCreate(
-      &call->context, &call->request, &call->response,
-      [this, call, entries, finished = std::move(finished)](grpc::Status s) {
-        call->Deliver(s);
-        delete call;
-        finished();
-        absl::MutexLock lock(&stats_mu_);
-        outstanding_ -= entries;
-      });
+  SendBatchRpc<v1::BatchCreateRequest, v1::BatchCreateResponse>(
+      std::move(batch), std::move(finished),
+      [](auto* async, grpc::ClientContext* ctx, const auto* req, auto* resp,
+         auto done) { async->BatchCreate(ctx, req, resp, std::move(done)); });
 }
 
 }  // namespace sg::client

@@ -66,6 +66,11 @@ class SessionBatcher final {
   template <typename Request>
   void Send(Lane<Request>& lane,
             std::vector<std::pair<Request, SessionCallback>> batch);
+  // Sends one batch RPC; `start` issues it on the stub's async() surface.
+  template <typename BatchRequest, typename BatchResponse, typename Request,
+            typename StartFn>
+  void SendBatchRpc(std::vector<std::pair<Request, SessionCallback>> batch,
+                    std::function<void()> finished, StartFn start);
   void SendRpc(std::vector<std::pair<sessiongrid::v1::GetRequest,
                                      SessionCallback>> batch,
                std::function<void()> finished);
