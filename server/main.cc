@@ -1,6 +1,5 @@
 // sessiongrid-server: flags, wiring and signals. Everything else lives in
 // sg_service and sg_store.
-#include <signal.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -9,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/flags.h"
 #include "common/log.h"
+#include "common/stop_signals.h"
 #include "server/service/node_server.h"
 
 namespace {
@@ -70,13 +70,8 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  // Block the stop signals before any thread starts, so only sigwait below
-  // sees them.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  // Before any thread starts, so only WaitForStopSignal sees them.
+  sg::BlockStopSignals();
 
   auto server = sg::service::NodeServer::Start(options, sg::Clock::Real());
   if (!server.ok()) {
@@ -84,10 +79,8 @@ int main(int argc, char** argv) {
     return 1;
   }
 
-  int signal_number = 0;
-  sigwait(&stop_signals, &signal_number);
-  sg::LogInfo("signal received, draining",
-              {{"signal", signal_number == SIGTERM ? "SIGTERM" : "SIGINT"}});
+  const char* signal_name = sg::WaitForStopSignal();
+  sg::LogInfo("signal received, draining", {{"signal", signal_name}});
   absl::Status drained = (*server)->Drain();
   return drained.ok() ? 0 : 1;
 }
