@@ -30,10 +30,15 @@ void ToProto(const store::Hlc& version, sessiongrid::v1::Version* out) {
 
 void ToProto(const store::SessionRecord& record,
              sessiongrid::v1::Session* out) {
-  out->set_id(record.id);
-  out->set_data(record.data);
-  out->set_principal(record.principal);
-  out->set_session_class(record.authenticated()
+  ToProto(store::SessionRecord(record), out);
+}
+
+void ToProto(store::SessionRecord&& record, sessiongrid::v1::Session* out) {
+  out->set_id(std::move(record.id));
+  out->set_data(std::move(record.data));
+  out->set_principal(std::move(record.principal));
+  bool authenticated = !out->principal().empty();
+  out->set_session_class(authenticated
                              ? sessiongrid::v1::SESSION_CLASS_AUTHENTICATED
                              : sessiongrid::v1::SESSION_CLASS_ANONYMOUS);
   ToProto(record.create_time, out->mutable_create_time());

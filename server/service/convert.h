@@ -18,6 +18,8 @@ namespace sg::service {
 grpc::Status ToGrpcStatus(const absl::Status& status);
 
 void ToProto(const store::SessionRecord& record, sessiongrid::v1::Session* out);
+// Moves the record's strings (id, data, principal) into `out`.
+void ToProto(store::SessionRecord&& record, sessiongrid::v1::Session* out);
 void ToProto(const store::Hlc& version, sessiongrid::v1::Version* out);
 void ToProto(absl::Time t, google::protobuf::Timestamp* out);
 void ToProto(absl::Duration d, google::protobuf::Duration* out);

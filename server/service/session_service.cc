@@ -32,7 +32,7 @@ absl::Status DoCreate(store::SessionStore& store, const v1::CreateRequest& req,
   SG_ASSIGN_OR_RETURN(auto record,
                       store.Create(store::CreateParams{req.data(),
                                                        req.principal(), ttl}));
-  ToProto(record, resp->mutable_session());
+  ToProto(std::move(record), resp->mutable_session());
   return absl::OkStatus();
 }
 
@@ -40,7 +40,7 @@ absl::Status DoGet(store::SessionStore& store, const v1::GetRequest& req,
                    v1::GetResponse* resp) {
   SG_RETURN_IF_ERROR(store::ValidateSessionId(req.id()));
   SG_ASSIGN_OR_RETURN(auto record, store.Get(req.id(), req.touch()));
-  ToProto(record, resp->mutable_session());
+  ToProto(std::move(record), resp->mutable_session());
   return absl::OkStatus();
 }
 
@@ -68,7 +68,7 @@ absl::Status DoUpdate(store::SessionStore& store, const v1::UpdateRequest& req,
   }
   SG_ASSIGN_OR_RETURN(params.ttl, OptionalTtl(req.has_ttl(), req.ttl()));
   SG_ASSIGN_OR_RETURN(auto record, store.Update(req.id(), std::move(params)));
-  ToProto(record, resp->mutable_session());
+  ToProto(std::move(record), resp->mutable_session());
   return absl::OkStatus();
 }
 
@@ -92,7 +92,7 @@ absl::Status DoRegenerate(store::SessionStore& store,
     principal = req.principal();
   }
   SG_ASSIGN_OR_RETURN(auto record, store.Regenerate(req.id(), principal));
-  ToProto(record, resp->mutable_session());
+  ToProto(std::move(record), resp->mutable_session());
   resp->set_previous_id(req.id());
   return absl::OkStatus();
 }
@@ -116,7 +116,7 @@ absl::Status DoListByPrincipal(store::SessionStore& store,
                                           SessionServiceImpl::kMaxListLimit);
   SG_ASSIGN_OR_RETURN(auto records,
                       store.ListByPrincipal(req.principal(), limit));
-  for (const auto& record : records) ToProto(record, resp->add_sessions());
+  for (auto& record : records) ToProto(std::move(record), resp->add_sessions());
   return absl::OkStatus();
 }
 
