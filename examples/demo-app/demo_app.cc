@@ -370,9 +370,10 @@ DemoResponse DemoApp::Login(const DemoRequest& request) const {
     return JsonError(400, "username too long");
   }
   for (const char c : user) {
-    // The principal travels in a header: no control characters.
-    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
-      return JsonError(400, "username has control characters");
+    // The principal travels in a header, and the edge accepts visible
+    // ASCII and spaces only.
+    if (c < 0x20 || c > 0x7e) {
+      return JsonError(400, "username must be printable ASCII");
     }
   }
   if (request.Header(kSessionStatusHeader) == "unavailable") {
@@ -386,6 +387,13 @@ DemoResponse DemoApp::Login(const DemoRequest& request) const {
   r.headers.emplace_back(std::string(kSessionPrincipalHeader), user);
   r.headers.emplace_back(std::string(kSessionSetHeader),
                          EncodeSessionData(session));
+  if (const auto remember = body->find("remember");
+      remember != body->end() &&
+      remember->second.kind == JsonValue::Kind::kBool &&
+      remember->second.boolean) {
+    r.headers.emplace_back(std::string(kSessionTtlHeader),
+                           absl::StrCat(kRememberMeTtlSeconds));
+  }
   return r;
 }
 

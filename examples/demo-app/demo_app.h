@@ -10,11 +10,13 @@
 //   X-Session-Set        new data, base64; creates the session if needed
 //   X-Session-Principal  sets the principal; the edge rotates the id
 //   X-Session-Destroy    "1": delete the session, clear the cookie
+//   X-Session-TTL        seconds: the session's TTL from now on
 //
 // The demo keeps its state in the session data as a flat JSON object,
 // {"user":"alice","counter":3}.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -35,6 +37,10 @@ inline constexpr std::string_view kSessionPrincipalHeader =
 inline constexpr std::string_view kSessionStatusHeader = "X-Session-Status";
 inline constexpr std::string_view kSessionSetHeader = "X-Session-Set";
 inline constexpr std::string_view kSessionDestroyHeader = "X-Session-Destroy";
+inline constexpr std::string_view kSessionTtlHeader = "X-Session-TTL";
+
+// Session TTL asked for at a login with "remember": true (30 days).
+inline constexpr int64_t kRememberMeTtlSeconds = 30 * 24 * 3600;
 
 // Longest user name accepted at login, in bytes.
 inline constexpr size_t kMaxUsernameBytes = 64;
@@ -91,7 +97,8 @@ std::string EncodeSessionData(const DemoSession& session);
 //   GET  /assets/NAME        main.js, style.css, logo.png built in; any other
 //                            *.js / *.css answers a small generated body
 //   GET  /api/health         {"status":"ok","timestamp":ISO 8601}
-//   POST /api/auth/login     {"username","password"} -> principal + data
+//   POST /api/auth/login     {"username","password"[,"remember":true]}
+//                            -> principal + data (+ a 30-day TTL)
 //   POST /api/auth/logout    X-Session-Destroy
 //   GET|POST /api/counter    counter + 1 in the session (also at
 //                            /api/user/counter)

@@ -117,6 +117,14 @@ TEST_F(DemoAppTest, LoginSetsPrincipalAndSessionDataKeepingTheCounter) {
   ASSERT_TRUE(
       absl::Base64Unescape(std::string(r.Header("X-Session-Set")), &data));
   EXPECT_EQ(data, R"({"user":"alice","counter":3})");
+  EXPECT_EQ(r.Header("X-Session-TTL"), "");
+}
+
+TEST_F(DemoAppTest, LoginWithRememberAsksForALongTtl) {
+  DemoResponse r = Call("POST", "/api/auth/login", {},
+                        R"({"username":"a","password":"b","remember":true})");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.Header("X-Session-TTL"), "2592000");
 }
 
 TEST_F(DemoAppTest, LoginRejectsBadInputWithoutServerErrors) {
@@ -132,6 +140,7 @@ TEST_F(DemoAppTest, LoginRejectsBadInputWithoutServerErrors) {
            {R"({"username":"a","password":""})", 401},
            {R"({"username":1,"password":"x"})", 401},
            {R"({"username":"a\r\nX-Evil: 1","password":"x"})", 400},
+           {R"({"username":"\u00e9","password":"x"})", 400},
            {"{\"username\":\"" + std::string(65, 'u') +
                 "\",\"password\":\"x\"}",
             400},
