@@ -1,13 +1,12 @@
 // sessiongrid-demo-app: a small upstream application for sessiongrid-edge
 // that speaks its X-Session-* header protocol. Flags, wiring and signals.
-#include <signal.h>
-
 #include <cstdio>
 #include <string>
 
 #include "common/clock.h"
 #include "common/flags.h"
 #include "common/log.h"
+#include "common/stop_signals.h"
 #include "examples/demo-app/demo_app.h"
 #include "examples/demo-app/demo_server.h"
 
@@ -42,13 +41,7 @@ int main(int argc, char** argv) {
     }
   }
 
-  // Block the stop signals before any thread starts, so only sigwait sees
-  // them.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  sg::BlockStopSignals();  // before any thread starts
 
   auto app = sg::demo::DemoApp::Create(app_options, sg::Clock::Real());
   if (!app.ok()) {
@@ -62,10 +55,8 @@ int main(int argc, char** argv) {
   }
   sg::LogInfo("listening", {{"address", (*server)->address()}});
 
-  int signal_number = 0;
-  sigwait(&stop_signals, &signal_number);
-  sg::LogInfo("signal received, stopping",
-              {{"signal", signal_number == SIGTERM ? "SIGTERM" : "SIGINT"}});
+  const char* signal_name = sg::WaitForStopSignal();
+  sg::LogInfo("signal received, stopping", {{"signal", signal_name}});
   (*server)->Stop();
   sg::LogInfo("stopped");
   return 0;

@@ -7,6 +7,7 @@
 // rather than as internal loopback traffic.
 const {
   BROWSER_UA,
+  DEMO_URL,
   browserHeaders,
   http,
   isClearing,
@@ -175,7 +176,12 @@ describe('sessions through the edge', () => {
 
   test('the app\'s own leaked session cookie is stripped from bypassed responses', async () => {
     // sessiongrid-demo-app deliberately answers /api/health with
-    // Set-Cookie: connect.sid=leaked-by-app.
+    // Set-Cookie: connect.sid=leaked-by-app ...
+    const direct = await http.get(`${DEMO_URL}/api/health`);
+    expect(direct.headers['set-cookie']).toEqual([
+      'connect.sid=leaked-by-app; Path=/',
+    ]);
+    // ... which the edge removes.
     const r = await http.get('/api/health', {
       headers: { 'User-Agent': BROWSER_UA, ...publicClient() },
     });

@@ -2,6 +2,7 @@
 // these, to stay a faithful copy). run.sh sets the environment:
 //   TEST_URL            the edge's main listener, http://127.0.0.1:PORT
 //   ADMIN_URL           the edge's admin listener
+//   DEMO_URL            the demo app itself (the edge's upstream)
 //   COOKIE_SECRET_FILE  the edge's --cookie-secret-file (newest key first)
 //   SG_CTL              sessiongridctl binary
 //   SG_SESSION_SERVICE  the session server's gRPC address
@@ -11,6 +12,7 @@ const axios = require('axios');
 
 const BASE_URL = process.env.TEST_URL || 'http://localhost:3000';
 const ADMIN_URL = process.env.ADMIN_URL || '';
+const DEMO_URL = process.env.DEMO_URL || '';
 const COOKIE_NAME = 'connect.sid';
 
 // A desktop Chrome: matches none of the edge's automated-agent patterns.
@@ -134,6 +136,7 @@ async function runLimited(tasks, limit) {
 module.exports = {
   ADMIN_URL,
   BASE_URL,
+  DEMO_URL,
   BROWSER_UA,
   COOKIE_NAME,
   browserHeaders,

@@ -153,6 +153,7 @@ set +e
 (
   cd "$HERE" &&
     TEST_URL="http://$EDGE_ADDR" ADMIN_URL="http://$ADMIN_ADDR" \
+    DEMO_URL="http://$DEMO_ADDR" \
     COOKIE_SECRET_FILE="$WORK/cookie-secrets" \
     SG_CTL="$CTL_BIN" SG_SESSION_SERVICE="$SERVER_ADDR" \
     npx --no -- jest --ci "$@"
