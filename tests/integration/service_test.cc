@@ -353,5 +353,18 @@ TEST_F(SessionServiceTest, NodeStatsAndClusterStatusDescribeTheNode) {
   EXPECT_FALSE(self.stats().build_version().empty());
 }
 
+TEST_F(SessionServiceTest, CallsAfterDrainAreUnavailable) {
+  v1::Session s = MustCreate("x");
+  ASSERT_TRUE(server_->Drain().ok());
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  v1::GetRequest req;
+  req.set_id(s.id());
+  v1::GetResponse resp;
+  EXPECT_EQ(sessions_->Get(&ctx, req, &resp).error_code(),
+            grpc::StatusCode::UNAVAILABLE);
+  EXPECT_TRUE(server_->Drain().ok());  // idempotent
+}
+
 }  // namespace
 }  // namespace sg::service
