@@ -1,0 +1,175 @@
+#include "edge/edge_options.h"
+
+#include <charconv>
+
+#include "edge/http/text_util.h"
+#include "edge/proxy_headers.h"
+
+namespace sg::edge {
+namespace {
+
+std::string_view Msg(const absl::Status& s) {
+  return {s.message().data(), s.message().size()};
+}
+
+}  // namespace
+
+std::vector<std::string> SplitList(std::string_view text) {
+  std::vector<std::string> out;
+  while (!text.empty()) {
+    const size_t comma = text.find(',');
+    std::string_view item = TrimSpace(text.substr(0, comma));
+    if (!item.empty()) out.emplace_back(item);
+    if (comma == std::string_view::npos) break;
+    text.remove_prefix(comma + 1);
+  }
+  return out;
+}
+
+absl::StatusOr<HostPort> ParseHostPort(std::string_view text) {
+  text = TrimSpace(text);
+  HostPort out;
+  std::string_view port;
+  if (!text.empty() && text.front() == '[') {
+    const size_t close = text.find(']');
+    if (close == std::string_view::npos || close + 1 >= text.size() ||
+        text[close + 1] != ':') {
+      return absl::InvalidArgumentError(
+          Cat("expected [IPv6]:PORT, got \"", text, "\""));
+    }
+    out.host = std::string(text.substr(1, close - 1));
+    port = text.substr(close + 2);
+  } else {
+    const size_t colon = text.rfind(':');
+    if (colon == std::string_view::npos) {
+      return absl::InvalidArgumentError(
+          Cat("expected HOST:PORT, got \"", text, "\""));
+    }
+    out.host = std::string(text.substr(0, colon));
+    port = text.substr(colon + 1);
+    if (out.host.find(':') != std::string::npos) {
+      return absl::InvalidArgumentError(
+          Cat("write IPv6 addresses as [ADDR]:PORT, got \"", text, "\""));
+    }
+  }
+  unsigned value = 0;
+  auto [ptr, ec] =
+      std::from_chars(port.data(), port.data() + port.size(), value);
+  if (port.empty() || ec != std::errc() || ptr != port.data() + port.size() ||
+      value > 65535) {
+    return absl::InvalidArgumentError(Cat("bad port in \"", text, "\""));
+  }
+  if (out.host.empty()) {
+    return absl::InvalidArgumentError(Cat("empty host in \"", text, "\""));
+  }
+  out.port = static_cast<uint16_t>(value);
+  return out;
+}
+
+absl::StatusOr<HostPort> ParseUpstreamUrl(std::string_view text) {
+  text = TrimSpace(text);
+  constexpr std::string_view kScheme = "http://";
+  if (!StartsWithIgnoreCase(text, kScheme)) {
+    return absl::InvalidArgumentError(
+        Cat("expected http://HOST:PORT, got \"", text, "\""));
+  }
+  text.remove_prefix(kScheme.size());
+  if (!text.empty() && text.back() == '/') text.remove_suffix(1);
+  if (text.find('/') != std::string_view::npos) {
+    return absl::InvalidArgumentError(
+        "a path prefix is not supported: use http://HOST:PORT");
+  }
+  auto hp = ParseHostPort(text);
+  if (!hp.ok()) return hp.status();
+  if (hp->port == 0) return absl::InvalidArgumentError("upstream port is 0");
+  return hp;
+}
+
+absl::StatusOr<SameSite> ParseSameSite(std::string_view text) {
+  if (EqualsIgnoreCase(text, "lax")) return SameSite::kLax;
+  if (EqualsIgnoreCase(text, "strict")) return SameSite::kStrict;
+  if (EqualsIgnoreCase(text, "none")) return SameSite::kNone;
+  if (EqualsIgnoreCase(text, "unset")) return SameSite::kUnset;
+  return absl::InvalidArgumentError(
+      Cat("expected lax, strict, none or unset, got \"", text, "\""));
+}
+
+absl::Status EdgeOptions::Validate() const {
+  auto bad = [](std::string_view field, std::string_view why) {
+    return absl::InvalidArgumentError(Cat(field, " ", why));
+  };
+  if (auto s = ParseHostPort(listen); !s.ok()) {
+    return bad("listen", Msg(s.status()));
+  }
+  if (auto s = ParseHostPort(admin_listen); !s.ok()) {
+    return bad("admin_listen", Msg(s.status()));
+  }
+  if (upstream.empty())
+    return bad("upstream", "is required (http://HOST:PORT)");
+  if (auto s = ParseUpstreamUrl(upstream); !s.ok()) {
+    return bad("upstream", Msg(s.status()));
+  }
+  if (session_service.empty()) {
+    return bad("session_service", "is required (HOST:PORT[,HOST:PORT...])");
+  }
+  if (threads < 0 || threads > 256) return bad("threads", "must be 0..256");
+  if (!IsCookieName(cookie_name)) {
+    return bad("cookie_name", "must be a cookie name token");
+  }
+  if (cookie_secrets.empty()) return bad("cookie_secrets", "must not be empty");
+  for (const std::string& s : cookie_secrets) {
+    if (s.empty()) return bad("cookie_secrets", "has an empty secret");
+  }
+  if (cookie.same_site == SameSite::kNone && !cookie.secure) {
+    return bad("cookie_samesite", "none requires --cookie-secure");
+  }
+  if (cookie.max_age_seconds && *cookie.max_age_seconds < 0) {
+    return bad("cookie_max_age", "must be >= 0");
+  }
+  if (absl::Status s = cookie.Validate(); !s.ok()) {
+    return bad("cookie_options", Msg(s));
+  }
+  if (session_ttl < absl::ZeroDuration()) {
+    return bad("session_ttl", "must be >= 0");
+  }
+  if (session_timeout <= absl::ZeroDuration()) {
+    return bad("session_timeout", "must be > 0");
+  }
+  if (breaker.failure_threshold < 1) {
+    return bad("breaker_failures", "must be >= 1");
+  }
+  if (breaker.cooldown <= absl::ZeroDuration()) {
+    return bad("breaker_cooldown", "must be > 0");
+  }
+  if (max_header_bytes < 1024 || max_header_bytes > (1u << 24)) {
+    return bad("max_header_bytes", "must be 1KiB..16MiB");
+  }
+  if (max_body_bytes == 0) return bad("max_body_bytes", "must be > 0");
+  for (auto [name, d] : {std::pair<const char*, absl::Duration>{
+                             "header_timeout", header_timeout},
+                         {"idle_timeout", idle_timeout},
+                         {"upstream_connect_timeout", upstream_connect_timeout},
+                         {"upstream_timeout", upstream_timeout},
+                         {"upstream_idle_timeout", upstream_idle_timeout},
+                         {"stats_interval", stats_interval}}) {
+    if (d <= absl::ZeroDuration()) return bad(name, "must be > 0");
+  }
+  if (upstream_max_idle < 0) return bad("upstream_max_idle", "must be >= 0");
+  if (drain_delay < absl::ZeroDuration()) {
+    return bad("drain_delay", "must be >= 0");
+  }
+  if (drain_timeout <= absl::ZeroDuration()) {
+    return bad("drain_timeout", "must be > 0");
+  }
+  for (auto [name, path] : {std::pair<const char*, const std::string&>{
+                                "session_health_path", session_health_path},
+                            {"dashboard_path", dashboard_path}}) {
+    if (!path.empty() && path.front() != '/') {
+      return bad(name, "must start with '/' (or be empty)");
+    }
+  }
+  if (max_sessions < 0) return bad("max_sessions", "must be >= 0");
+  return absl::OkStatus();
+}
+
+}  // namespace sg::edge

@@ -1,0 +1,82 @@
+// Configuration of the edge node. Only main.cc fills it from flags.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "edge/circuit_breaker.h"
+#include "edge/session_cookie.h"
+
+namespace sg::edge {
+
+enum class FailMode : uint8_t { kOpen, kClosed };
+
+// A parsed HOST:PORT ("0.0.0.0:8080", "[::1]:0", "localhost:9090").
+struct HostPort {
+  std::string host;
+  uint16_t port = 0;
+};
+absl::StatusOr<HostPort> ParseHostPort(std::string_view text);
+// "http://HOST:PORT" (path must be empty or "/"); https is not supported.
+absl::StatusOr<HostPort> ParseUpstreamUrl(std::string_view text);
+// "lax", "strict", "none", "unset" (no attribute).
+absl::StatusOr<SameSite> ParseSameSite(std::string_view text);
+// Comma-separated list, entries trimmed, empty entries dropped.
+std::vector<std::string> SplitList(std::string_view text);
+
+struct EdgeOptions {
+  // Listeners. Port 0 picks a free port (the log line says which).
+  std::string listen = "0.0.0.0:8080";
+  std::string admin_listen = "0.0.0.0:9090";
+  // Where requests go: http://HOST:PORT. Resolved once at start.
+  std::string upstream;
+  // The session service: "a:1,b:2" or "dns:///name:port".
+  std::string session_service;
+  // I/O threads, each with its own io_context; 0 = hardware concurrency.
+  int threads = 0;
+
+  // Classifier: enforce, or shadow (count decisions, enforce none).
+  bool shadow = false;
+  bool production = false;
+  std::vector<std::string> trusted_proxies;
+
+  // Session cookie. `cookie_secrets`: newest first; the first signs.
+  std::string cookie_name = "connect.sid";
+  std::vector<std::string> cookie_secrets;
+  SetCookieOptions cookie;
+  absl::Duration session_ttl = absl::ZeroDuration();  // service default
+  FailMode fail_mode = FailMode::kOpen;
+  absl::Duration session_timeout = absl::Milliseconds(250);
+  CircuitBreakerOptions breaker;
+
+  // HTTP limits and timeouts.
+  uint64_t max_header_bytes = 32 * 1024;              // 431 beyond
+  uint64_t max_body_bytes = 10 * 1024 * 1024;         // 413 beyond
+  absl::Duration header_timeout = absl::Seconds(10);  // 408
+  absl::Duration idle_timeout = absl::Seconds(60);    // keep-alive idle
+  absl::Duration upstream_connect_timeout = absl::Seconds(2);  // 504
+  absl::Duration upstream_timeout = absl::Seconds(30);         // response; 504
+  absl::Duration upstream_idle_timeout = absl::Seconds(30);
+  int upstream_max_idle = 64;  // pooled idle connections per thread
+
+  // Drain on SIGTERM.
+  absl::Duration drain_delay = absl::Seconds(5);
+  absl::Duration drain_timeout = absl::Seconds(30);
+
+  // The seed's endpoints on the main listener ("" disables one).
+  std::string session_health_path = "/api/session-health";
+  std::string dashboard_path = "/api/production-monitor/dashboard";
+  int64_t max_sessions = 10000;     // "maxSessions" shown
+  uint64_t memory_limit_bytes = 0;  // 0: cgroup limit, else MemTotal
+  absl::Duration stats_interval = absl::Seconds(1);
+
+  // INVALID_ARGUMENT naming the field (as the flag spells it with '_').
+  absl::Status Validate() const;
+};
+
+}  // namespace sg::edge

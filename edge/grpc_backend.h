@@ -1,0 +1,36 @@
+// SessionBackend over the SessionGrid C++ client (gRPC callback API).
+#pragma once
+
+#include <memory>
+
+#include "absl/time/time.h"
+#include "edge/session_flow.h"
+#include "sessiongrid/client.h"
+
+namespace sg::edge {
+
+// Thread-safe. `client` must outlive the backend and every call started.
+class GrpcSessionBackend final : public SessionBackend {
+ public:
+  // Every call gets `deadline` (no retries: the edge's budget per request
+  // is one deadline; the circuit breaker handles a dead service).
+  GrpcSessionBackend(const client::Client* client, absl::Duration deadline)
+      : client_(client), deadline_(deadline) {}
+
+  void Get(sessiongrid::v1::GetRequest request,
+           Callback<sessiongrid::v1::GetResponse> done) override;
+  void Create(sessiongrid::v1::CreateRequest request,
+              Callback<sessiongrid::v1::CreateResponse> done) override;
+  void Update(sessiongrid::v1::UpdateRequest request,
+              Callback<sessiongrid::v1::UpdateResponse> done) override;
+  void Delete(sessiongrid::v1::DeleteRequest request,
+              Callback<sessiongrid::v1::DeleteResponse> done) override;
+  void Regenerate(sessiongrid::v1::RegenerateRequest request,
+                  Callback<sessiongrid::v1::RegenerateResponse> done) override;
+
+ private:
+  const client::Client* const client_;
+  const absl::Duration deadline_;
+};
+
+}  // namespace sg::edge

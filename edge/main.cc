@@ -1,0 +1,257 @@
+// sessiongrid-edge: flags, wiring and signals. Everything else lives in
+// sg_edge (edge/) and sg_classifier (edge/classifier/).
+#include <signal.h>
+
+#include <cstdio>
+#include <fstream>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "common/flags.h"
+#include "common/log.h"
+#include "edge/classifier/classifier.h"
+#include "edge/classifier/rules.h"
+#include "edge/edge_options.h"
+#include "edge/edge_server.h"
+#include "edge/http/text_util.h"
+
+namespace {
+
+// Fails with exit code 2 naming the flag, as the FlagSet does.
+[[noreturn]] void FlagError(std::string_view flag, std::string_view message) {
+  std::fprintf(stderr, "error: flag --%.*s: %.*s\n",
+               static_cast<int>(flag.size()), flag.data(),
+               static_cast<int>(message.size()), message.data());
+  std::exit(2);
+}
+
+std::vector<std::string> ReadSecrets(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) FlagError("cookie-secret-file", "cannot read " + path);
+  std::vector<std::string> secrets;
+  std::string line;
+  while (std::getline(in, line)) {
+    std::string_view s = sg::edge::TrimSpace(line);
+    if (s.empty() || s.front() == '#') continue;
+    secrets.emplace_back(s);
+  }
+  if (secrets.empty()) FlagError("cookie-secret-file", path + " has no secret");
+  return secrets;
+}
+
+std::string RandomSecret() {
+  std::random_device rd;
+  std::string out;
+  static constexpr char kHex[] = "0123456789abcdef";
+  for (int i = 0; i < 64; ++i) out.push_back(kHex[rd() % 16]);
+  return out;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  sg::edge::EdgeOptions o;
+  std::string classifier_mode = "enforce";
+  std::string fail_mode = "open";
+  std::string same_site = "lax";
+  std::string trusted_proxies;
+  std::string secret_file;
+  std::string rules_file;
+  absl::Duration cookie_max_age = absl::Hours(24);
+  int64_t threads = 0;
+  int64_t breaker_failures = o.breaker.failure_threshold;
+  int64_t upstream_max_idle = o.upstream_max_idle;
+  int64_t max_sessions = o.max_sessions;
+
+  sg::FlagSet flags("sessiongrid-edge",
+                    "the SessionGrid edge node: an HTTP/1.1 reverse proxy "
+                    "that bypasses sessions for bots, probes and assets",
+                    "SESSIONGRID_EDGE");
+  flags.AddString("listen", &o.listen,
+                  "HOST:PORT for proxied traffic; port 0 picks a free port.");
+  flags.AddString("admin-listen", &o.admin_listen,
+                  "HOST:PORT for /healthz, /readyz and /metrics.");
+  flags.AddString("upstream", &o.upstream,
+                  "The application: http://HOST:PORT (required).");
+  flags.AddString("session-service", &o.session_service,
+                  "Session service: HOST:PORT[,HOST:PORT...] or "
+                  "dns:///NAME:PORT (required).");
+  flags.AddString("rules", &rules_file,
+                  "Classifier rules file (see edge/rules/default.yaml); "
+                  "empty: the built-in seed defaults.");
+  flags.AddCustom(
+      "classifier-mode", classifier_mode,
+      "enforce, or shadow (count decisions, bypass nothing).",
+      [&](std::string_view v) {
+        if (v != "enforce" && v != "shadow") {
+          return absl::InvalidArgumentError("expected enforce or shadow");
+        }
+        classifier_mode = std::string(v);
+        return absl::OkStatus();
+      });
+  flags.AddBool("production", &o.production,
+                "Enable rule 10 (unauthenticated_html_request).");
+  flags.AddString("trusted-proxies", &trusted_proxies,
+                  "Comma-separated CIDRs whose X-Forwarded-For (and "
+                  "X-Forwarded-Proto/-Host) is believed.");
+  flags.AddString("cookie-name", &o.cookie_name, "Session cookie name.");
+  flags.AddString("cookie-secret-file", &secret_file,
+                  "File with one secret per line; the first signs, all "
+                  "verify. Empty: a random secret per process (cookies do "
+                  "not survive a restart; development only).");
+  flags.AddBool("cookie-secure", &o.cookie.secure,
+                "Mark the cookie Secure (HTTPS only).");
+  flags.AddCustom("cookie-samesite", same_site, "lax, strict, none or unset.",
+                  [&](std::string_view v) {
+                    auto s = sg::edge::ParseSameSite(v);
+                    if (!s.ok()) return s.status();
+                    o.cookie.same_site = *s;
+                    return absl::OkStatus();
+                  });
+  flags.AddDuration("cookie-max-age", &cookie_max_age,
+                    "Cookie Max-Age; 0: a browser-session cookie.");
+  flags.AddDuration("session-ttl", &o.session_ttl,
+                    "TTL of sessions the edge creates; 0: the service's "
+                    "default.");
+  flags.AddCustom(
+      "fail-mode", fail_mode,
+      "When the session service is down: open (proxy with "
+      "X-Session-Status: unavailable) or closed (503).",
+      [&](std::string_view v) {
+        if (v == "open") {
+          o.fail_mode = sg::edge::FailMode::kOpen;
+        } else if (v == "closed") {
+          o.fail_mode = sg::edge::FailMode::kClosed;
+        } else {
+          return absl::InvalidArgumentError("expected open or closed");
+        }
+        return absl::OkStatus();
+      });
+  flags.AddDuration("session-timeout", &o.session_timeout,
+                    "Deadline of each session service call.");
+  flags.AddInt("breaker-failures", &breaker_failures,
+               "Consecutive session service failures that open the circuit "
+               "breaker.");
+  flags.AddDuration("breaker-cooldown", &o.breaker.cooldown,
+                    "How long an open breaker skips the service before one "
+                    "probe call.");
+  flags.AddInt("threads", &threads,
+               "I/O threads (one io_context each); 0: one per core.");
+  flags.AddBytes("max-header-bytes", &o.max_header_bytes,
+                 "Largest request head; larger gets 431.");
+  flags.AddBytes("max-body-bytes", &o.max_body_bytes,
+                 "Largest request body; larger gets 413.");
+  flags.AddDuration("header-timeout", &o.header_timeout,
+                    "Time to receive a request head (and each body read); "
+                    "408 after.");
+  flags.AddDuration("idle-timeout", &o.idle_timeout,
+                    "Keep-alive idle time, and the limit on each write to a "
+                    "client.");
+  flags.AddDuration("upstream-connect-timeout", &o.upstream_connect_timeout,
+                    "Upstream connect limit; 504 after (502 if refused).");
+  flags.AddDuration("upstream-timeout", &o.upstream_timeout,
+                    "Upstream response limit (head, and each body read); "
+                    "504 after.");
+  flags.AddDuration("upstream-idle-timeout", &o.upstream_idle_timeout,
+                    "How long a pooled upstream connection may stay idle.");
+  flags.AddInt("upstream-max-idle", &upstream_max_idle,
+               "Idle upstream connections kept per thread.");
+  flags.AddDuration("drain-delay", &o.drain_delay,
+                    "On SIGTERM/SIGINT, how long to keep serving with "
+                    "/readyz failing before the listener closes.");
+  flags.AddDuration("drain-timeout", &o.drain_timeout,
+                    "Then, how long in-flight requests may take.");
+  flags.AddString("session-health-path", &o.session_health_path,
+                  "Path of the seed's session-health JSON on the main "
+                  "listener; empty disables it.");
+  flags.AddString("dashboard-path", &o.dashboard_path,
+                  "Path of the seed's production-monitor JSON on the main "
+                  "listener; empty disables it.");
+  flags.AddInt("max-sessions", &max_sessions,
+               "The maxSessions figure shown by the session-health JSON.");
+  flags.AddBytes("memory-limit", &o.memory_limit_bytes,
+                 "Memory the JSON endpoints compare RSS with; 0: the cgroup "
+                 "limit, else the machine's memory.");
+  flags.AddDuration("stats-interval", &o.stats_interval,
+                    "How often the session count (NodeStats) is refreshed.");
+  flags.ParseOrExit(argc, argv);
+
+  o.shadow = classifier_mode == "shadow";
+  o.threads = static_cast<int>(threads);
+  o.breaker.failure_threshold = static_cast<int>(breaker_failures);
+  o.upstream_max_idle = static_cast<int>(upstream_max_idle);
+  o.max_sessions = max_sessions;
+  o.trusted_proxies = sg::edge::SplitList(trusted_proxies);
+  if (cookie_max_age < absl::ZeroDuration()) {
+    FlagError("cookie-max-age", "must be >= 0");
+  }
+  if (cookie_max_age > absl::ZeroDuration()) {
+    o.cookie.max_age_seconds = absl::ToInt64Seconds(cookie_max_age);
+  }
+  if (secret_file.empty()) {
+    o.cookie_secrets = {RandomSecret()};
+    sg::LogWarn(
+        "no --cookie-secret-file: using a random secret; cookies "
+        "will not survive a restart or work across edges");
+  } else {
+    o.cookie_secrets = ReadSecrets(secret_file);
+  }
+  if (absl::Status s = o.Validate(); !s.ok()) {
+    std::fprintf(stderr, "error: %s\n", flags.DescribeOptionError(s).c_str());
+    return 2;
+  }
+
+  sg::classifier::Rules rules = sg::classifier::Rules::SeedDefaults();
+  if (!rules_file.empty()) {
+    auto loaded = sg::classifier::LoadRulesFile(rules_file);
+    if (!loaded.ok())
+      FlagError("rules", std::string(loaded.status().message()));
+    rules = *std::move(loaded);
+  }
+  rules.session_cookie_name = o.cookie_name;
+  sg::classifier::ClassifierOptions copts;
+  copts.production = o.production;
+  copts.trusted_proxies = o.trusted_proxies;
+  auto classifier = sg::classifier::Classifier::Create(rules, copts);
+  if (!classifier.ok()) {
+    FlagError(rules_file.empty() ? "trusted-proxies" : "rules",
+              std::string(classifier.status().message()));
+  }
+
+  // Block the stop signals before any thread starts, so only sigwait sees
+  // them.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  auto server = sg::edge::EdgeServer::Create(o, classifier->get());
+  if (!server.ok()) {
+    sg::LogError("cannot start",
+                 {{"error", std::string(server.status().message())}});
+    return 1;
+  }
+  if (absl::Status s = (*server)->Start(); !s.ok()) {
+    sg::LogError("cannot listen", {{"error", std::string(s.message())}});
+    return 1;
+  }
+  sg::LogInfo("listening", {{"address", (*server)->address()},
+                            {"admin", (*server)->admin_address()},
+                            {"upstream", o.upstream},
+                            {"classifier_mode", classifier_mode},
+                            {"fail_mode", fail_mode}});
+
+  int sig = 0;
+  sigwait(&stop_signals, &sig);
+  sg::LogInfo("stopping", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
+  const int left = (*server)->Drain();
+  if (left > 0) {
+    sg::LogWarn("drain timeout", {{"connections_cut", std::to_string(left)}});
+  }
+  server->reset();
+  sg::LogInfo("stopped");
+  return 0;
+}
