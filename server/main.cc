@@ -10,6 +10,7 @@
 #include "common/log.h"
 #include "common/stop_signals.h"
 #include "server/service/node_server.h"
+#include "server/store/memory_governor.h"
 
 namespace {
 
@@ -30,6 +31,7 @@ int main(int argc, char** argv) {
   store.node_id = Hostname();
   uint64_t max_session_bytes = store.max_session_bytes;
   uint64_t block_cache_bytes = store.block_cache_bytes;
+  uint64_t max_disk_bytes = options.governor.max_disk_bytes;
 
   sg::FlagSet flags("sessiongrid-server",
                     "a SessionGrid session node (gRPC: SessionService, "
@@ -61,10 +63,40 @@ int main(int argc, char** argv) {
   flags.AddDuration("sweep-interval", &options.sweep_interval,
                     "How often expired sessions are deleted.");
   flags.AddBytes("block-cache", &block_cache_bytes,
-                 "RocksDB block cache, memtables charged to it (e.g. 64MiB).");
+                 "RocksDB block cache, memtables charged to it (e.g. 64MiB); "
+                 "0 sizes it from --memory-limit (30%), or 64MiB without "
+                 "one.");
+  flags.AddCustom(
+      "memory-limit", "0",
+      "The node's memory budget: a size (e.g. 256MiB), auto (the cgroup v2 "
+      "memory.max of the container; the machine's memory when there is "
+      "none, logged) or 0 for none. Sizes RocksDB's caches and drives the "
+      "watermarks.",
+      [&options](std::string_view text) {
+        return sg::store::ParseMemoryLimit(text, &options.governor);
+      });
+  flags.AddDouble("memory-warn", &options.governor.memory_warn,
+                  "Fraction of --memory-limit at which caches shrink, "
+                  "memtables flush and freed heap is returned to the OS.");
+  flags.AddDouble("memory-critical", &options.governor.memory_critical,
+                  "Fraction of --memory-limit at which sessions are evicted "
+                  "(anonymous first, least recently used).");
+  flags.AddDouble("memory-emergency", &options.governor.memory_emergency,
+                  "Fraction of --memory-limit at which new anonymous sessions "
+                  "are refused (RESOURCE_EXHAUSTED) and eviction speeds up.");
+  flags.AddInt("max-sessions", &store.max_sessions,
+               "Sessions kept at most; beyond, the least recently used go, "
+               "anonymous first (0: no cap).");
+  flags.AddBytes("max-disk-bytes", &max_disk_bytes,
+                 "Disk (SST files and WAL) the store may use; beyond, "
+                 "sessions are evicted and the space compacted (0: no cap).");
+  flags.AddInt("max-sessions-per-principal", &store.max_sessions_per_principal,
+               "Sessions one principal may hold; a new one pushes out that "
+               "principal's least recently used (0: no cap).");
   flags.ParseOrExit(argc, argv);
   store.max_session_bytes = max_session_bytes;
   store.block_cache_bytes = block_cache_bytes;
+  options.governor.max_disk_bytes = max_disk_bytes;
   if (absl::Status s = options.Validate(); !s.ok()) {
     std::fprintf(stderr, "error: %s\n", flags.DescribeOptionError(s).c_str());
     return 2;

@@ -32,11 +32,34 @@ void AdminServiceImpl::FillNodeStats(v1::NodeStats* out) const {
   out->set_writes(stats.writes);
   out->set_deletes(stats.deletes);
   out->set_sweeps(stats.sweeps);
-  out->set_memory_level("none");
+  out->set_evictions(stats.evictions.total);
+  auto& by_reason = *out->mutable_evictions_by_reason();
+  for (int r = 0; r < store::kEvictionReasons; ++r) {
+    const auto reason = static_cast<store::EvictionReason>(r);
+    const std::string name(store::EvictionReasonName(reason));
+    by_reason[name] = stats.evictions.ByReason(reason);
+    for (int c = 0; c < store::kSessionClasses; ++c) {
+      const auto session_class = static_cast<store::SessionClass>(c);
+      std::string key = name + "/";
+      key.append(store::SessionClassName(session_class));
+      by_reason[key] = stats.evictions.by[r][c];
+    }
+  }
   v1::MemoryUsage* memory = out->mutable_memory();
   memory->set_block_cache_bytes(stats.block_cache_bytes);
   memory->set_memtable_bytes(stats.memtable_bytes);
   memory->set_table_readers_bytes(stats.table_readers_bytes);
+  int64_t structures = store_->MemoryUsage().structures_bytes;
+  if (governor_ != nullptr) {
+    structures += governor_->structures_bytes();
+    out->set_memory_level(
+        std::string(store::MemoryLevelName(governor_->level())));
+    memory->set_limit_bytes(
+        static_cast<int64_t>(governor_->options().memory_limit_bytes));
+  } else {
+    out->set_memory_level("none");
+  }
+  memory->set_node_structures_bytes(structures);
   memory->set_process_rss_bytes(ProcessRssBytes());
   memory->set_cgroup_usage_bytes(CgroupMemoryUsageBytes().value_or(0));
 }

@@ -5,6 +5,7 @@
 
 #include "absl/time/time.h"
 #include "common/clock.h"
+#include "server/store/memory_governor.h"
 #include "server/store/session_store.h"
 #include "sessiongrid/v1/admin.grpc.pb.h"
 
@@ -27,7 +28,17 @@ class AdminServiceImpl final
       sessiongrid::v1::ClusterStatusResponse* response) override;
 
   // Fills this node's stats (also used by ClusterStatus).
+  // evictions_by_reason holds, per reason ("memory", "max_sessions",
+  // "max_disk", "per_principal"), the total under the reason's name (these
+  // sum to `evictions`) and the split by class under "REASON/anonymous" and
+  // "REASON/authenticated".
   void FillNodeStats(sessiongrid::v1::NodeStats* out) const;
+
+  // The governor whose level and limit NodeStats reports (none: level
+  // "none", limit 0). Set once, before serving; must outlive the service.
+  void set_governor(const store::MemoryGovernor* governor) {
+    governor_ = governor;
+  }
 
   // The address peers and operators reach this node on (set once the port
   // is bound).
@@ -37,6 +48,7 @@ class AdminServiceImpl final
 
  private:
   store::SessionStore* const store_;
+  const store::MemoryGovernor* governor_ = nullptr;
   Clock* const clock_;
   const std::string node_id_;
   std::string advertised_address_;

@@ -25,6 +25,7 @@ absl::Status ServerOptions::Validate() const {
   if (sweep_interval <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("--sweep-interval must be positive");
   }
+  SG_RETURN_IF_ERROR(governor.Validate());
   return store.Validate();
 }
 
@@ -33,6 +34,7 @@ class NodeServer::Impl {
   ServerOptions options;
   std::unique_ptr<store::SessionStore> store;
   std::unique_ptr<store::ExpirySweeper> sweeper;
+  std::unique_ptr<store::MemoryGovernor> governor;
   std::unique_ptr<SessionServiceImpl> session_service;
   std::unique_ptr<AdminServiceImpl> admin_service;
   std::unique_ptr<grpc::Server> server;
@@ -54,13 +56,47 @@ absl::StatusOr<std::unique_ptr<NodeServer>> NodeServer::Start(
   SG_RETURN_IF_ERROR(options.Validate());
   auto impl = std::make_unique<Impl>();
   impl->options = options;
-  SG_ASSIGN_OR_RETURN(impl->store, store::SessionStore::Open(options.store, clock));
+
+  // One budget: resolve it, size RocksDB's cache from it, then govern.
+  store::MemoryProbe* probe = store::MemoryProbe::System();
+  const store::ResolvedMemoryLimit limit =
+      store::ResolveMemoryLimit(options.governor, probe);
+  if (options.governor.memory_limit_auto && limit.source != "cgroup v2 memory.max") {
+    LogWarn("memory-limit=auto: no cgroup v2 memory.max; falling back",
+            {{"limit_bytes", absl::StrCat(limit.bytes)}, {"source", limit.source}});
+  }
+  impl->options.governor.memory_limit_bytes = limit.bytes;
+  impl->options.store.memory_limit_bytes = limit.bytes;
+  if (limit.bytes > 0) {
+    // Few arenas: with one per contending thread (gRPC and RocksDB run
+    // dozens), freed memory scattered over them keeps RSS high.
+    store::LimitMallocArenas(2);
+  }
+  const ServerOptions& resolved = impl->options;
+
+  SG_ASSIGN_OR_RETURN(impl->store, store::SessionStore::Open(resolved.store, clock));
   LogInfo("store opened", {{"data_dir", options.store.data_dir},
                            {"sessions", absl::StrCat(impl->store->Stats().sessions)}});
+  const store::RocksDbMemoryPlan plan = store::PlanRocksDbMemory(resolved.store);
+  LogInfo("memory budget",
+          {{"limit_bytes", absl::StrCat(limit.bytes)},
+           {"source", limit.source},
+           {"block_cache_bytes", absl::StrCat(plan.block_cache_bytes)},
+           {"write_buffer_bytes", absl::StrCat(plan.write_buffer_bytes)},
+           {"warn", absl::StrCat(resolved.governor.memory_warn)},
+           {"critical", absl::StrCat(resolved.governor.memory_critical)},
+           {"emergency", absl::StrCat(resolved.governor.memory_emergency)},
+           {"max_sessions", absl::StrCat(resolved.store.max_sessions)},
+           {"max_sessions_per_principal",
+            absl::StrCat(resolved.store.max_sessions_per_principal)},
+           {"max_disk_bytes", absl::StrCat(resolved.governor.max_disk_bytes)}});
 
   impl->session_service = std::make_unique<SessionServiceImpl>(impl->store.get());
   impl->admin_service = std::make_unique<AdminServiceImpl>(
       impl->store.get(), clock, options.store.node_id, options.listen);
+  impl->governor = std::make_unique<store::MemoryGovernor>(
+      resolved.governor, impl->store.get(), probe, clock);
+  impl->admin_service->set_governor(impl->governor.get());
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -90,6 +126,7 @@ absl::StatusOr<std::unique_ptr<NodeServer>> NodeServer::Start(
 
   impl->sweeper = std::make_unique<store::ExpirySweeper>(impl->store.get(),
                                                          options.sweep_interval);
+  impl->governor->Start();
 
   LogInfo("listening", {{"address", absl::StrCat(host, ":", impl->port)},
                         {"node_id", options.store.node_id}});
@@ -120,6 +157,7 @@ absl::Status NodeServer::Drain() {
           {{"took", absl::FormatDuration(absl::Now() - start)}});
 
   impl_->sweeper->Stop();
+  impl_->governor->Stop();
   LogInfo("drain: flushing store");
   absl::Status closed = impl_->store->Close();
   if (!closed.ok()) {

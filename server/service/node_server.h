@@ -8,6 +8,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
+#include "server/store/memory_governor.h"
 #include "server/store/session_store.h"
 
 namespace sg::service {
@@ -18,6 +19,9 @@ struct ServerOptions {
   absl::Duration drain_timeout = absl::Seconds(20);
   absl::Duration sweep_interval = absl::Seconds(5);
   store::StoreOptions store;
+  // Memory budget, watermarks and the disk cap. A memory_limit_auto budget
+  // is resolved at Start (and store.memory_limit_bytes set from it).
+  store::GovernorOptions governor;
 
   absl::Status Validate() const;
 };
@@ -44,7 +48,7 @@ class NodeServer final {
 
   // The shutdown sequence, each phase logged: health NOT_SERVING, stop
   // accepting and let in-flight calls finish within drain_timeout, stop the
-  // sweeper, flush and close the store. Idempotent.
+  // sweeper and the memory governor, flush and close the store. Idempotent.
   absl::Status Drain();
 
  private:

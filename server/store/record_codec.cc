@@ -154,6 +154,25 @@ absl::Status DecodeRecord(std::string_view id, std::string_view value,
   return absl::OkStatus();
 }
 
+std::optional<SessionMeta> PeekSessionMeta(std::string_view value) {
+  std::optional<int64_t> expire = PeekStamp(value);
+  if (!expire) return std::nullopt;
+  Reader in(value);
+  in.Skip(kStampBytes);
+  uint8_t flags;
+  int64_t create, access, ttl, wall;
+  uint64_t logical;
+  std::string_view node_id, principal;
+  if (!in.Byte(&flags) || (flags & kFormatMask) != kFormatV1 ||
+      !in.SignedVarint(&create) || !in.SignedVarint(&access) ||
+      !in.SignedVarint(&ttl) || !in.SignedVarint(&wall) ||
+      !in.Varint(&logical) || !in.Bytes(&node_id) || !in.Bytes(&principal)) {
+    return std::nullopt;
+  }
+  return SessionMeta{StampToTime(*expire), StampToTime(create),
+                     StampToTime(access), principal};
+}
+
 void EncodeIndexValue(absl::Time expire_time, std::string* out) {
   out->clear();
   PutFixed64(out, TimeToStamp(expire_time));

@@ -37,6 +37,18 @@ std::optional<int64_t> PeekStamp(std::string_view value);
 // flags byte without decoding the rest. False for a malformed value.
 bool PeekAuthenticated(std::string_view value);
 
+// The header fields of a sessions-CF value, decoded without copying the data
+// (the eviction sampler reads many values and needs only these).
+struct SessionMeta {
+  absl::Time expire_time;
+  absl::Time create_time;
+  absl::Time last_access_time;
+  std::string_view principal;  // points into the value
+  bool authenticated() const { return !principal.empty(); }
+};
+// nullopt when the value is malformed.
+std::optional<SessionMeta> PeekSessionMeta(std::string_view value);
+
 // Appends the sessions-CF value of `record` (everything but the id) to `out`
 // after clearing it.
 void EncodeRecord(const SessionRecord& record, std::string* out);

@@ -13,6 +13,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "common/log.h"
 #include "common/status_macros.h"
 #include "rocksdb/cache.h"
 #include "rocksdb/convenience.h"
@@ -28,6 +29,14 @@ namespace sg::store {
 namespace {
 
 constexpr size_t kStripes = 1024;  // power of two
+// Serialise per-principal cap enforcement; taken before any id stripe.
+constexpr size_t kPrincipalStripes = 256;  // power of two
+// Expired records an eviction sample collects at most before removing them.
+constexpr size_t kMaxExpiredPerSample = 256;
+constexpr size_t kDefaultBlockCacheBytes = 64 << 20;
+constexpr size_t kMinDerivedBlockCacheBytes = 8 << 20;
+constexpr size_t kMinWriteBufferBytes = 2 << 20;
+constexpr size_t kMaxDerivedWriteBufferBytes = 64 << 20;
 constexpr char kFormatKey[] = "format_version";
 constexpr char kFormatVersion[] = "1";
 constexpr char kNodeIdKey[] = "node_id";
@@ -142,6 +151,28 @@ struct Presence {
 
 }  // namespace
 
+RocksDbMemoryPlan PlanRocksDbMemory(const StoreOptions& options) {
+  RocksDbMemoryPlan plan;
+  plan.block_cache_bytes = options.block_cache_bytes;
+  if (plan.block_cache_bytes == 0) {
+    plan.block_cache_bytes =
+        options.memory_limit_bytes == 0
+            ? kDefaultBlockCacheBytes
+            : std::max(kMinDerivedBlockCacheBytes,
+                       static_cast<size_t>(kRocksDbBudgetShare *
+                                           options.memory_limit_bytes));
+  }
+  plan.write_buffer_bytes = options.write_buffer_bytes;
+  if (plan.write_buffer_bytes == 0) {
+    size_t wanted = std::max({plan.block_cache_bytes / 4, kMinWriteBufferBytes,
+                              16 * options.max_session_bytes});
+    plan.write_buffer_bytes =
+        std::min({wanted, plan.block_cache_bytes / 2,
+                  kMaxDerivedWriteBufferBytes});
+  }
+  return plan;
+}
+
 absl::Status StoreOptions::Validate() const {
   if (data_dir.empty()) return absl::InvalidArgumentError("data_dir is empty");
   if (node_id.empty()) return absl::InvalidArgumentError("node_id is empty");
@@ -161,9 +192,26 @@ absl::Status StoreOptions::Validate() const {
   if (max_session_bytes == 0) {
     return absl::InvalidArgumentError("max_session_bytes must be positive");
   }
-  if (block_cache_bytes == 0 || write_buffer_bytes == 0) {
+  if (block_cache_bytes != 0 && write_buffer_bytes > block_cache_bytes) {
     return absl::InvalidArgumentError(
-        "block_cache_bytes and write_buffer_bytes must be positive");
+        "write_buffer_bytes must not exceed block_cache_bytes (memtables are "
+        "charged to the block cache)");
+  }
+  if (memory_limit_bytes != 0 && block_cache_bytes > memory_limit_bytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "block_cache_bytes ", block_cache_bytes,
+        " exceeds the memory limit of ", memory_limit_bytes, " bytes"));
+  }
+  if (max_sessions < 0) {
+    return absl::InvalidArgumentError(
+        "max_sessions must not be negative (0: no cap)");
+  }
+  if (max_sessions_per_principal < 0) {
+    return absl::InvalidArgumentError(
+        "max_sessions_per_principal must not be negative (0: no cap)");
+  }
+  if (eviction_sample < 1 || eviction_sample > 1024) {
+    return absl::InvalidArgumentError("eviction_sample must be in [1, 1024]");
   }
   return absl::OkStatus();
 }
@@ -174,8 +222,11 @@ class SessionStore::Impl {
       : options_(options),
         clock_(clock),
         hlc_(clock, options.node_id),
+        plan_(PlanRocksDbMemory(options)),
         filters_(std::make_shared<ExpiryFilterFactory>(clock)),
-        stripes_(new absl::Mutex[kStripes]) {
+        stripes_(new absl::Mutex[kStripes]),
+        principal_stripes_(new absl::Mutex[kPrincipalStripes]),
+        random_keys_(options.eviction_seed) {
     write_options_.sync = options.sync_writes;
     write_options_.disableWAL = false;
   }
@@ -210,9 +261,59 @@ class SessionStore::Impl {
   StoreStats Stats() const;
   absl::StatusOr<RawCounts> CountRaw() const;
 
+  absl::StatusOr<EvictionResult> Evict(int64_t count, EvictionReason reason);
+  void SetRefuseAnonymousCreates(bool refuse) {
+    refuse_anonymous_.store(refuse, std::memory_order_relaxed);
+  }
+  bool refusing_anonymous_creates() const {
+    return refuse_anonymous_.load(std::memory_order_relaxed);
+  }
+  int64_t session_count() const {
+    return authenticated_.load() + anonymous_.load();
+  }
+  StoreMemoryUsage MemoryUsage() const;
+  void ScaleCaches(double fraction);
+  absl::Status FlushMemtables(bool wait);
+  int64_t DiskBytes() const;
+  absl::Status ReclaimDisk();
+
   const StoreOptions& options() const { return options_; }
 
  private:
+  // What RemoveForEviction did.
+  enum class Removal { kGone, kEvicted, kExpired };
+
+  absl::StatusOr<SessionRecord> DoUpdate(std::string_view id,
+                                         UpdateParams params);
+  absl::StatusOr<SessionRecord> DoRegenerate(
+      std::string_view id, std::optional<std::string> principal);
+
+  // Fills `sample` with up to eviction_sample live sessions of the wanted
+  // class, read in key order from a random id on (wrapping once), and
+  // `expired` with expired records met on the way. Sets *full_cycle when
+  // the whole family was read.
+  absl::Status Sample(bool authenticated, std::vector<EvictionCandidate>* sample,
+                      std::vector<std::string>* expired, bool* full_cycle);
+  // Removes `id` under its stripe lock after re-reading it: an expired record
+  // counts as an expiration; a live one (unless `expired_only`) is evicted
+  // for `reason` only if it (still) has the class `authenticated` and, when
+  // given, `principal`.
+  absl::StatusOr<Removal> RemoveForEviction(
+      std::string_view id, bool authenticated,
+      std::optional<std::string_view> principal, EvictionReason reason,
+      absl::Time now, bool expired_only = false);
+  // Evicts the least recently used sessions of `principal` beyond
+  // max_sessions_per_principal, never `keep_id`. Takes the principal's
+  // stripe, then id stripes: callers hold no stripe lock.
+  absl::Status EnforcePrincipalCap(std::string_view principal,
+                                   std::string_view keep_id);
+  void EnforcePrincipalCapOrLog(std::string_view principal,
+                                std::string_view keep_id);
+  absl::Mutex& PrincipalStripeFor(std::string_view principal) {
+    return principal_stripes_[absl::Hash<std::string_view>{}(principal) &
+                              (kPrincipalStripes - 1)];
+  }
+
   absl::Status CheckOpen() const {
     if (closed_.load(std::memory_order_acquire)) {
       return absl::FailedPreconditionError("session store is closed");
@@ -263,6 +364,7 @@ class SessionStore::Impl {
   const StoreOptions options_;
   Clock* const clock_;
   HlcClock hlc_;
+  const RocksDbMemoryPlan plan_;
   rocksdb::ReadOptions read_options_;
   rocksdb::WriteOptions write_options_;
 
@@ -275,6 +377,11 @@ class SessionStore::Impl {
 
   // Serialises read-modify-write operations per id.
   std::unique_ptr<absl::Mutex[]> stripes_;
+  std::unique_ptr<absl::Mutex[]> principal_stripes_;
+  RandomKeySource random_keys_;
+  std::atomic<bool> refuse_anonymous_{false};
+  EvictionCounters evictions_;
+  std::atomic<int64_t> refused_creates_{0};
 
   // Class counters. Every write that changes them holds count_mu_ shared; a
   // sweep holds it exclusively to take its snapshot and to publish its
@@ -326,9 +433,9 @@ absl::Status SessionStore::Impl::Open() {
                      " is not readable and writable by this process"));
   }
 
-  cache_ = rocksdb::NewLRUCache(options_.block_cache_bytes);
+  cache_ = rocksdb::NewLRUCache(plan_.block_cache_bytes);
   write_buffers_ = std::make_shared<rocksdb::WriteBufferManager>(
-      options_.write_buffer_bytes, cache_);
+      plan_.write_buffer_bytes, cache_);
 
   rocksdb::DBOptions db_options;
   db_options.create_if_missing = true;
@@ -366,11 +473,11 @@ absl::Status SessionStore::Impl::Open() {
     return o;
   };
   rocksdb::ColumnFamilyOptions sessions =
-      cf_options(options_.write_buffer_bytes / 2);
+      cf_options(plan_.write_buffer_bytes / 2);
   // Point lookups dominate: a memtable bloom filter spares misses a search.
   sessions.memtable_whole_key_filtering = true;
   sessions.memtable_prefix_bloom_size_ratio = 0.02;
-  size_t small_buffer = options_.write_buffer_bytes / 8;
+  size_t small_buffer = plan_.write_buffer_bytes / 8;
 
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors = {
       {kCfNames[kDefault], cf_options(small_buffer)},
@@ -602,6 +709,29 @@ absl::StatusOr<SessionRecord> SessionStore::Impl::Create(CreateParams params) {
   const absl::Duration ttl = params.ttl.value_or(options_.default_ttl);
   SG_RETURN_IF_ERROR(CheckTtl(ttl, options_.max_ttl));
 
+  const bool anonymous = params.principal.empty();
+  if (anonymous && refuse_anonymous_.load(std::memory_order_relaxed)) {
+    refused_creates_.fetch_add(1, std::memory_order_relaxed);
+    return absl::ResourceExhaustedError(
+        "node memory is at the emergency level: new anonymous sessions are "
+        "refused");
+  }
+  if (options_.max_sessions > 0) {
+    const int64_t excess = session_count() - options_.max_sessions + 1;
+    if (excess > 0) {
+      if (anonymous && anonymous_.load() <= 0) {
+        // Only logged-in users are stored: a visitor must not push one out.
+        refused_creates_.fetch_add(1, std::memory_order_relaxed);
+        return absl::ResourceExhaustedError(absl::StrCat(
+            "max_sessions (", options_.max_sessions,
+            ") reached and every stored session is authenticated: new "
+            "anonymous sessions are refused"));
+      }
+      SG_RETURN_IF_ERROR(
+          Evict(excess, EvictionReason::kMaxSessions).status());
+    }
+  }
+
   SessionRecord record;
   record.id = NewSessionId();
   record.data = std::move(params.data);
@@ -618,6 +748,7 @@ absl::StatusOr<SessionRecord> SessionStore::Impl::Create(CreateParams params) {
   StageRecord(nullptr, &record, record.id, &batch);
   SG_RETURN_IF_ERROR(Commit(&batch, Presence{}, Presence::Of(record)));
   creates_.fetch_add(1, std::memory_order_relaxed);
+  if (!anonymous) EnforcePrincipalCapOrLog(record.principal, record.id);
   return record;
 }
 
@@ -670,6 +801,16 @@ absl::StatusOr<SessionRecord> SessionStore::Impl::PersistTouch(
 
 absl::StatusOr<SessionRecord> SessionStore::Impl::Update(std::string_view id,
                                                          UpdateParams params) {
+  const bool sets_principal = params.principal && !params.principal->empty();
+  absl::StatusOr<SessionRecord> updated = DoUpdate(id, std::move(params));
+  if (updated.ok() && sets_principal) {
+    EnforcePrincipalCapOrLog(updated->principal, updated->id);
+  }
+  return updated;
+}
+
+absl::StatusOr<SessionRecord> SessionStore::Impl::DoUpdate(
+    std::string_view id, UpdateParams params) {
   SG_RETURN_IF_ERROR(CheckOpen());
   SG_RETURN_IF_ERROR(ValidateSessionId(id));
   if (params.data && params.data->size() > options_.max_session_bytes) {
@@ -720,7 +861,8 @@ absl::StatusOr<bool> SessionStore::Impl::DeleteLocked(
   StageRecord(&record, nullptr, id, &batch);
   StageTombstone(id, hlc_.Next(), &batch);
   SG_RETURN_IF_ERROR(Commit(&batch, Presence::Of(record), Presence{}));
-  if (live) deletes_.fetch_add(1, std::memory_order_relaxed);
+  // An expired leftover leaves the count as an expiration.
+  (live ? deletes_ : expirations_).fetch_add(1, std::memory_order_relaxed);
   return live;
 }
 
@@ -733,6 +875,16 @@ absl::StatusOr<bool> SessionStore::Impl::Delete(
 }
 
 absl::StatusOr<SessionRecord> SessionStore::Impl::Regenerate(
+    std::string_view id, std::optional<std::string> principal) {
+  const bool sets_principal = principal && !principal->empty();
+  absl::StatusOr<SessionRecord> fresh = DoRegenerate(id, std::move(principal));
+  if (fresh.ok() && sets_principal) {
+    EnforcePrincipalCapOrLog(fresh->principal, fresh->id);
+  }
+  return fresh;
+}
+
+absl::StatusOr<SessionRecord> SessionStore::Impl::DoRegenerate(
     std::string_view id, std::optional<std::string> principal) {
   SG_RETURN_IF_ERROR(CheckOpen());
   SG_RETURN_IF_ERROR(ValidateSessionId(id));
@@ -929,10 +1081,20 @@ absl::StatusOr<int64_t> SessionStore::Impl::SweepExpired() {
   }
   {
     absl::MutexLock lock(&count_mu_);
-    authenticated_.store(live_auth + recount_delta_auth_.load());
-    anonymous_.store(live_anon + recount_delta_anon_.load());
+    const int64_t counted = authenticated_.load() + anonymous_.load();
+    const int64_t auth = live_auth + recount_delta_auth_.load();
+    const int64_t anon = live_anon + recount_delta_anon_.load();
+    authenticated_.store(auth);
+    anonymous_.store(anon);
     recounting_ = false;
     end_recount.published = true;
+    // Every removal since the last recount moved the counters, except the
+    // compaction filter's: records it dropped (all expired) are the
+    // difference, and leave the count as expirations.
+    if (counted > auth + anon) {
+      expirations_.fetch_add(counted - (auth + anon),
+                             std::memory_order_relaxed);
+    }
   }
 
   // Index entries carry their session's expiry; an expired one whose session
@@ -1079,8 +1241,9 @@ absl::StatusOr<bool> SessionStore::Impl::ApplyReplicatedDelete(
   StageTombstone(id, version, &batch);
   SG_RETURN_IF_ERROR(
       Commit(&batch, present ? Presence::Of(current) : Presence{}, Presence{}));
-  if (present && current.expire_time > clock_->Now()) {
-    deletes_.fetch_add(1, std::memory_order_relaxed);
+  if (present) {
+    (current.expire_time > clock_->Now() ? deletes_ : expirations_)
+        .fetch_add(1, std::memory_order_relaxed);
   }
   return true;
 }
@@ -1096,6 +1259,8 @@ StoreStats SessionStore::Impl::Stats() const {
   stats.writes = writes_.load(std::memory_order_relaxed);
   stats.deletes = deletes_.load(std::memory_order_relaxed);
   stats.sweeps = sweeps_.load(std::memory_order_relaxed);
+  stats.evictions = evictions_.Snapshot();
+  stats.refused_creates = refused_creates_.load(std::memory_order_relaxed);
   if (closed_.load(std::memory_order_acquire)) return stats;
 
   auto aggregated = [&](const std::string& property) -> int64_t {
@@ -1107,17 +1272,275 @@ StoreStats SessionStore::Impl::Stats() const {
       aggregated(rocksdb::DB::Properties::kCurSizeAllMemTables);
   stats.table_readers_bytes =
       aggregated(rocksdb::DB::Properties::kEstimateTableReadersMem);
-  stats.disk_bytes = aggregated(rocksdb::DB::Properties::kTotalSstFilesSize);
+  stats.disk_bytes = DiskBytes();
+  stats.block_cache_bytes = static_cast<int64_t>(cache_->GetUsage());
+  stats.block_cache_capacity_bytes =
+      static_cast<int64_t>(cache_->GetCapacity());
+  return stats;
+}
+
+// ---------------------------------------------------------------------------
+// Eviction and resource controls
+
+absl::Status SessionStore::Impl::Sample(bool authenticated,
+                                        std::vector<EvictionCandidate>* sample,
+                                        std::vector<std::string>* expired,
+                                        bool* full_cycle) {
+  sample->clear();
+  expired->clear();
+  *full_cycle = false;
+  const size_t want = static_cast<size_t>(options_.eviction_sample);
+  const int64_t now_stamp = codec::TimeToStamp(clock_->Now());
+  const std::string start = random_keys_.Next();
+
+  rocksdb::ReadOptions scan;
+  scan.fill_cache = false;  // sampling must not push out the working set
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(scan, cf(kSessions)));
+  bool wrapped = false;
+  it->Seek(start);
+  while (sample->size() < want && expired->size() < kMaxExpiredPerSample) {
+    if (!it->Valid()) {
+      SG_RETURN_IF_ERROR(FromRocks(it->status(), "sampling sessions"));
+      if (wrapped) break;
+      wrapped = true;
+      it->SeekToFirst();
+      continue;
+    }
+    std::string_view key = View(it->key());
+    if (wrapped && key >= start) break;
+    std::optional<codec::SessionMeta> meta =
+        codec::PeekSessionMeta(View(it->value()));
+    if (!meta) {
+      return absl::DataLossError(
+          absl::StrCat("malformed session value in ", options_.data_dir));
+    }
+    if (codec::TimeToStamp(meta->expire_time) <= now_stamp) {
+      expired->emplace_back(key);
+    } else if (meta->authenticated() == authenticated) {
+      sample->push_back(EvictionCandidate{std::string(key),
+                                          meta->last_access_time,
+                                          meta->create_time});
+    }
+    it->Next();
+  }
+  *full_cycle = sample->size() < want && expired->size() < kMaxExpiredPerSample;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<SessionStore::Impl::Removal>
+SessionStore::Impl::RemoveForEviction(std::string_view id, bool authenticated,
+                                      std::optional<std::string_view> principal,
+                                      EvictionReason reason, absl::Time now,
+                                      bool expired_only) {
+  absl::MutexLock lock(&StripeFor(id));
+  SessionRecord record;
+  absl::Status read = ReadRecord(id, &record);
+  if (absl::IsNotFound(read)) return Removal::kGone;
+  SG_RETURN_IF_ERROR(read);
+  const bool expired = record.expire_time <= now;
+  if (!expired && (expired_only || record.authenticated() != authenticated ||
+                   (principal && record.principal != *principal))) {
+    return Removal::kGone;  // changed class or owner since it was sampled
+  }
+  rocksdb::WriteBatch batch;
+  StageRecord(&record, nullptr, id, &batch);
+  SG_RETURN_IF_ERROR(Commit(&batch, Presence::Of(record), Presence{}));
+  if (expired) {
+    expirations_.fetch_add(1, std::memory_order_relaxed);
+    return Removal::kExpired;
+  }
+  evictions_.Add(reason, authenticated ? SessionClass::kAuthenticated
+                                       : SessionClass::kAnonymous);
+  return Removal::kEvicted;
+}
+
+absl::StatusOr<EvictionResult> SessionStore::Impl::Evict(
+    int64_t count, EvictionReason reason) {
+  SG_RETURN_IF_ERROR(CheckOpen());
+  EvictionResult result;
+  // Set when a full pass found no live anonymous session although the
+  // counter (which lags the compaction filter until a sweep) says some exist.
+  bool anonymous_exhausted = false;
+  std::vector<EvictionCandidate> sample;
+  std::vector<std::string> expired;
+  const int64_t max_rounds = 4 * count + 16;
+  for (int64_t round = 0;
+       result.evicted + result.expired < count && round < max_rounds;
+       ++round) {
+    const bool authenticated = anonymous_exhausted || anonymous_.load() <= 0;
+    if (authenticated && authenticated_.load() <= 0) break;
+    bool full_cycle = false;
+    SG_RETURN_IF_ERROR(Sample(authenticated, &sample, &expired, &full_cycle));
+    const absl::Time now = clock_->Now();
+    for (const std::string& id : expired) {
+      if (result.evicted + result.expired >= count) break;
+      SG_ASSIGN_OR_RETURN(Removal removal,
+                          RemoveForEviction(id, authenticated, std::nullopt,
+                                            reason, now, /*expired_only=*/true));
+      if (removal == Removal::kExpired) ++result.expired;
+    }
+    if (sample.empty()) {
+      if (!expired.empty() || !full_cycle) continue;
+      if (authenticated) break;  // nothing live is left
+      anonymous_exhausted = true;
+      continue;
+    }
+    // The least recently used of the sample (should it have changed since,
+    // the next one). After a full pass the sample holds every live session
+    // of the class, so it is consumed in LRU order without another pass.
+    while (!sample.empty() && result.evicted + result.expired < count) {
+      const size_t i = LeastRecentlyUsed(sample);
+      SG_ASSIGN_OR_RETURN(
+          Removal removal,
+          RemoveForEviction(sample[i].id, authenticated, std::nullopt, reason,
+                            now));
+      sample.erase(sample.begin() + static_cast<ptrdiff_t>(i));
+      if (removal == Removal::kEvicted) ++result.evicted;
+      if (removal == Removal::kExpired) ++result.expired;
+      if (removal != Removal::kGone && !full_cycle) break;
+    }
+  }
+  return result;
+}
+
+absl::Status SessionStore::Impl::EnforcePrincipalCap(
+    std::string_view principal, std::string_view keep_id) {
+  const int64_t cap = options_.max_sessions_per_principal;
+  if (cap <= 0 || principal.empty()) return absl::OkStatus();
+  SG_RETURN_IF_ERROR(CheckOpen());
+  absl::MutexLock principal_lock(&PrincipalStripeFor(principal));
+
+  const absl::Time now = clock_->Now();
+  const int64_t now_stamp = codec::TimeToStamp(now);
+  std::vector<EvictionCandidate> live;
+  {
+    const std::string prefix = codec::PrincipalPrefix(principal);
+    const std::string upper = PrefixUpperBound(prefix);
+    rocksdb::Slice upper_slice(upper);
+    rocksdb::ReadOptions scan;
+    scan.iterate_upper_bound = &upper_slice;
+    std::unique_ptr<rocksdb::Iterator> it(
+        db_->NewIterator(scan, cf(kPrincipal)));
+    rocksdb::PinnableSlice value;
+    for (it->Seek(prefix); it->Valid(); it->Next()) {
+      std::optional<std::string_view> id =
+          codec::IdFromPrincipalKey(View(it->key()), principal);
+      if (!id) continue;
+      std::optional<int64_t> stamp = codec::PeekStamp(View(it->value()));
+      if (!stamp || *stamp <= now_stamp) continue;
+      value.Reset();
+      rocksdb::Status s =
+          db_->Get(read_options_, cf(kSessions), ToSlice(*id), &value);
+      if (s.IsNotFound()) continue;
+      SG_RETURN_IF_ERROR(FromRocks(s, "reading session"));
+      std::optional<codec::SessionMeta> meta =
+          codec::PeekSessionMeta(View(value));
+      if (!meta || meta->expire_time <= now || meta->principal != principal) {
+        continue;
+      }
+      live.push_back(EvictionCandidate{std::string(*id),
+                                       meta->last_access_time,
+                                       meta->create_time});
+    }
+    SG_RETURN_IF_ERROR(FromRocks(it->status(), "scanning principal index"));
+  }
+  int64_t excess = static_cast<int64_t>(live.size()) - cap;
+  // The session just written stays whatever its stamps say.
+  std::erase_if(live, [&](const EvictionCandidate& c) { return c.id == keep_id; });
+  while (excess > 0 && !live.empty()) {
+    const size_t i = LeastRecentlyUsed(live);
+    SG_ASSIGN_OR_RETURN(
+        Removal removal,
+        RemoveForEviction(live[i].id, /*authenticated=*/true, principal,
+                          EvictionReason::kPerPrincipal, now));
+    (void)removal;  // evicted, expired meanwhile, or gone: one fewer either way
+    live.erase(live.begin() + static_cast<ptrdiff_t>(i));
+    --excess;
+  }
+  return absl::OkStatus();
+}
+
+void SessionStore::Impl::EnforcePrincipalCapOrLog(std::string_view principal,
+                                                  std::string_view keep_id) {
+  // The write that triggered this succeeded; a failure here only delays the
+  // cap to the principal's next write.
+  absl::Status s = EnforcePrincipalCap(principal, keep_id);
+  if (!s.ok()) {
+    LogWarn("per-principal session cap not enforced",
+            {{"error", s.ToString()}});
+  }
+}
+
+StoreMemoryUsage SessionStore::Impl::MemoryUsage() const {
+  StoreMemoryUsage usage;
+  usage.structures_bytes = static_cast<int64_t>(
+      sizeof(Impl) + (kStripes + kPrincipalStripes) * sizeof(absl::Mutex));
+  if (closed_.load(std::memory_order_acquire)) return usage;
+  usage.block_cache_bytes = static_cast<int64_t>(cache_->GetUsage());
+  usage.block_cache_capacity_bytes =
+      static_cast<int64_t>(cache_->GetCapacity());
+  uint64_t v = 0;
+  if (db_->GetAggregatedIntProperty(
+          rocksdb::DB::Properties::kCurSizeAllMemTables, &v)) {
+    usage.memtable_bytes = static_cast<int64_t>(v);
+  }
+  if (db_->GetAggregatedIntProperty(
+          rocksdb::DB::Properties::kEstimateTableReadersMem, &v)) {
+    usage.table_readers_bytes = static_cast<int64_t>(v);
+  }
+  return usage;
+}
+
+void SessionStore::Impl::ScaleCaches(double fraction) {
+  if (closed_.load(std::memory_order_acquire)) return;
+  fraction = std::clamp(fraction, 0.01, 1.0);
+  cache_->SetCapacity(
+      static_cast<size_t>(fraction * plan_.block_cache_bytes));
+  write_buffers_->SetBufferSize(static_cast<size_t>(
+      std::max(fraction, 0.5) * plan_.write_buffer_bytes));
+}
+
+absl::Status SessionStore::Impl::FlushMemtables(bool wait) {
+  SG_RETURN_IF_ERROR(CheckOpen());
+  rocksdb::FlushOptions flush;
+  flush.wait = wait;
+  flush.allow_write_stall = true;
+  return FromRocks(db_->Flush(flush, handles_), "flushing memtables");
+}
+
+int64_t SessionStore::Impl::DiskBytes() const {
+  if (closed_.load(std::memory_order_acquire)) return 0;
+  uint64_t sst = 0;
+  int64_t bytes = 0;
+  if (db_->GetAggregatedIntProperty(
+          rocksdb::DB::Properties::kTotalSstFilesSize, &sst)) {
+    bytes = static_cast<int64_t>(sst);
+  }
   rocksdb::VectorLogPtr wal_files;
   if (db_->GetSortedWalFiles(wal_files).ok()) {
     for (const auto& f : wal_files) {
       if (f->Type() == rocksdb::kAliveLogFile) {
-        stats.disk_bytes += static_cast<int64_t>(f->SizeFileBytes());
+        bytes += static_cast<int64_t>(f->SizeFileBytes());
       }
     }
   }
-  stats.block_cache_bytes = static_cast<int64_t>(cache_->GetUsage());
-  return stats;
+  return bytes;
+}
+
+absl::Status SessionStore::Impl::ReclaimDisk() {
+  SG_RETURN_IF_ERROR(FlushMemtables(/*wait=*/true));
+  rocksdb::CompactRangeOptions compact;
+  // Let automatic compactions run alongside; include the bottommost level
+  // (the families have a compaction filter), where deletes finally drop.
+  compact.exclusive_manual_compaction = false;
+  compact.bottommost_level_compaction =
+      rocksdb::BottommostLevelCompaction::kForceOptimized;
+  for (Cf which : {kSessions, kPrincipal}) {
+    SG_RETURN_IF_ERROR(FromRocks(
+        db_->CompactRange(compact, cf(which), nullptr, nullptr),
+        "compacting to reclaim disk"));
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<RawCounts> SessionStore::Impl::CountRaw() const {
@@ -1199,6 +1622,28 @@ StoreStats SessionStore::Stats() const { return impl_->Stats(); }
 absl::StatusOr<RawCounts> SessionStore::RawCountsForTesting() const {
   return impl_->CountRaw();
 }
+absl::StatusOr<EvictionResult> SessionStore::Evict(int64_t count,
+                                                   EvictionReason reason) {
+  return impl_->Evict(count, reason);
+}
+void SessionStore::SetRefuseAnonymousCreates(bool refuse) {
+  impl_->SetRefuseAnonymousCreates(refuse);
+}
+bool SessionStore::refusing_anonymous_creates() const {
+  return impl_->refusing_anonymous_creates();
+}
+int64_t SessionStore::session_count() const { return impl_->session_count(); }
+StoreMemoryUsage SessionStore::MemoryUsage() const {
+  return impl_->MemoryUsage();
+}
+void SessionStore::ScaleCaches(double fraction) {
+  impl_->ScaleCaches(fraction);
+}
+absl::Status SessionStore::FlushMemtables(bool wait) {
+  return impl_->FlushMemtables(wait);
+}
+int64_t SessionStore::DiskBytes() const { return impl_->DiskBytes(); }
+absl::Status SessionStore::ReclaimDisk() { return impl_->ReclaimDisk(); }
 absl::Status SessionStore::Close() { return impl_->Close(); }
 const StoreOptions& SessionStore::options() const { return impl_->options(); }
 

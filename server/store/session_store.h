@@ -25,6 +25,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
+#include "server/store/eviction.h"
 #include "server/store/hlc.h"
 
 namespace sg::store {
@@ -70,12 +71,42 @@ struct StoreOptions {
   absl::Duration tombstone_ttl = absl::Minutes(10);
   size_t max_session_bytes = 64 * 1024;
   bool sync_writes = false;
-  // RocksDB block cache, with memtables charged to it.
-  size_t block_cache_bytes = 64 << 20;
-  size_t write_buffer_bytes = 16 << 20;
+  // The node's memory budget (0: none). Only sizes the RocksDB caches here;
+  // the MemoryGovernor enforces it.
+  size_t memory_limit_bytes = 0;
+  // RocksDB's one memory cap: the block cache, with memtables charged to it
+  // through a WriteBufferManager of write_buffer_bytes. 0 derives the size
+  // (see PlanRocksDbMemory).
+  size_t block_cache_bytes = 0;
+  size_t write_buffer_bytes = 0;
+  // Caps enforced on write by evicting (0: none). At max_sessions a create
+  // first evicts one session (anonymous first, approximately LRU); a new
+  // anonymous session is refused (RESOURCE_EXHAUSTED) when every stored
+  // session is authenticated. Above max_sessions_per_principal the
+  // principal's least recently used session goes.
+  int64_t max_sessions = 0;
+  int64_t max_sessions_per_principal = 0;
+  // Sessions of the wanted class sampled per eviction; larger is closer to
+  // exact LRU and costlier. Range [1, 1024].
+  int64_t eviction_sample = 16;
+  // Seed of the eviction sampler's random seeks; 0 seeds from the OS.
+  uint64_t eviction_seed = 0;
 
   absl::Status Validate() const;
 };
+
+// RocksDB memory sizes derived from StoreOptions. Explicit sizes win.
+// Otherwise the block cache gets kRocksDbBudgetShare of memory_limit_bytes
+// (64 MiB without a limit): RSS also holds gRPC buffers, malloc slack,
+// compaction and iterator buffers, and the watermarks must fire before the
+// limit. The memtable budget is a quarter of the cache, but at least 16
+// max-size sessions and at most half the cache.
+inline constexpr double kRocksDbBudgetShare = 0.30;
+struct RocksDbMemoryPlan {
+  size_t block_cache_bytes = 0;
+  size_t write_buffer_bytes = 0;
+};
+RocksDbMemoryPlan PlanRocksDbMemory(const StoreOptions& options);
 
 struct CreateParams {
   std::string data = {};
@@ -112,6 +143,39 @@ struct StoreStats {
   int64_t writes = 0;
   int64_t deletes = 0;  // live sessions deleted (Delete, DeleteByPrincipal)
   int64_t sweeps = 0;   // completed SweepExpired passes
+  EvictionStats evictions;
+  // Anonymous creates refused while SetRefuseAnonymousCreates(true) or at
+  // max_sessions with only authenticated sessions stored.
+  int64_t refused_creates = 0;
+  int64_t block_cache_capacity_bytes = 0;
+};
+// Accounting: every session leaves the count through exactly one of
+// `evictions`, `expirations` (sweeps, plus expired records an eviction or a
+// delete came across, plus, at the next sweep, those the compaction filter
+// reclaimed) and `deletes`. So on one node without replication, from Open:
+//   creates == (sessions - sessions at Open) + evictions.total + expirations
+//              + deletes
+// holds after every sweep (between sweeps, `sessions` may still count
+// records the compaction filter already dropped).
+
+// Cheap memory figures for the governor (no file system access).
+struct StoreMemoryUsage {
+  int64_t block_cache_bytes = 0;  // usage, memtables included
+  int64_t block_cache_capacity_bytes = 0;
+  int64_t memtable_bytes = 0;
+  int64_t table_readers_bytes = 0;  // outside the cache
+  // The store's own structures outside RocksDB (locks, counters).
+  int64_t structures_bytes = 0;
+  // What the store holds in total: cache (memtables included) + table
+  // readers + structures.
+  int64_t total() const {
+    return block_cache_bytes + table_readers_bytes + structures_bytes;
+  }
+};
+
+struct EvictionResult {
+  int64_t evicted = 0;  // live sessions evicted (counted in evictions)
+  int64_t expired = 0;  // expired records found and removed (expirations)
 };
 
 // Raw key counts per column family, expired or not (tests and debugging).
@@ -200,6 +264,43 @@ class SessionStore final {
   // and leaves (or advances) a tombstone. Returns true when applied.
   absl::StatusOr<bool> ApplyReplicatedDelete(std::string_view id,
                                              const Hlc& version);
+
+  // Evicts up to `count` live sessions for `reason`: anonymous ones while
+  // any remain, then authenticated ones; inside a class, the least recently
+  // used of a random sample of `eviction_sample` (see eviction.h). Expired
+  // records met on the way are removed too and count towards `count` (as
+  // expirations). Evictions leave no tombstone: the session is dropped here,
+  // not deleted by its owner. Stops early when the store is empty.
+  // Thread-safe.
+  absl::StatusOr<EvictionResult> Evict(int64_t count, EvictionReason reason);
+
+  // While `refuse` is set, Create of an anonymous session fails with
+  // RESOURCE_EXHAUSTED; authenticated creates and all other calls proceed.
+  // Thread-safe.
+  void SetRefuseAnonymousCreates(bool refuse);
+  bool refusing_anonymous_creates() const;
+
+  // Sessions stored, by the class counters (cheap; see StoreStats).
+  int64_t session_count() const;
+
+  // Memory figures for the governor; cheap, thread-safe. Zeros once closed.
+  StoreMemoryUsage MemoryUsage() const;
+
+  // Sets the block cache capacity to `fraction` (0, 1] of the planned size
+  // (entries over it are dropped at once) and the memtable budget to
+  // max(fraction, 0.5) of its planned size. Thread-safe.
+  void ScaleCaches(double fraction);
+
+  // Schedules a flush of every memtable (`wait`: and waits for it).
+  absl::Status FlushMemtables(bool wait);
+
+  // SST files plus live WAL, in bytes. Lists the WAL directory.
+  int64_t DiskBytes() const;
+
+  // Flushes memtables and compacts the session and index families so that
+  // space of removed sessions is returned to the file system. Slow; call it
+  // from a background thread.
+  absl::Status ReclaimDisk();
 
   // Counts are exact as of the last sweep plus writes since. Thread-safe;
   // reads RocksDB properties, so not for a hot path.
