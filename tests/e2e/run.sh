@@ -23,11 +23,13 @@ SERVER_BIN=${SG_SERVER_BIN:-$BUILD_DIR/server/sessiongrid-server}
 EDGE_BIN=${SG_EDGE_BIN:-$BUILD_DIR/edge/sessiongrid-edge}
 DEMO_BIN=${SG_DEMO_BIN:-$BUILD_DIR/examples/demo-app/sessiongrid-demo-app}
 CTL_BIN=${SG_CTL_BIN:-$BUILD_DIR/client/sessiongridctl}
-for bin in "$SERVER_BIN" "$EDGE_BIN" "$DEMO_BIN" "$CTL_BIN"; do
-  if [ ! -x "$bin" ]; then
-    echo "e2e: missing binary $bin (build it first: scripts/build)" >&2
+for var in SERVER_BIN EDGE_BIN DEMO_BIN CTL_BIN; do
+  if [ ! -x "${!var}" ]; then
+    echo "e2e: missing binary ${!var} (build it first: scripts/build)" >&2
     exit 1
   fi
+  # Absolute: the tests run from another directory.
+  printf -v "$var" '%s' "$(readlink -f "${!var}")"
 done
 for tool in node npm curl; do
   if ! command -v "$tool" >/dev/null 2>&1; then
