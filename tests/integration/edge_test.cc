@@ -1,0 +1,1130 @@
+// The real sessiongrid-edge between a raw-socket HTTP client and a small
+// upstream written here, with the real sessiongrid-server behind it, all on
+// loopback with port 0. Checks the bypass (no cookie, zero session calls
+// in the server's NodeStats and the edge's metrics), the session header
+// protocol end to end, header hygiene, limits, WebSocket tunnelling, fail
+// modes with the server killed, drain under load and a 100k flood.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/escaping.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "edge/session_cookie.h"
+#include "gtest/gtest.h"
+#include "sessiongrid/client.h"
+#include "tests/testutil/subprocess.h"
+
+namespace sg {
+namespace {
+
+using testutil::Subprocess;
+
+// ---------------------------------------------------------------------------
+// Minimal blocking HTTP/1.1 plumbing for tests.
+
+std::string Lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(c));
+  return s;
+}
+
+int ConnectTo(int port, int* err = nullptr) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    if (err) *err = errno;
+    close(fd);
+    return -1;
+  }
+  timeval tv{15, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  return fd;
+}
+
+bool SendAll(int fd, std::string_view data) {
+  while (!data.empty()) {
+    ssize_t n = send(fd, data.data(), data.size(), MSG_NOSIGNAL);
+    if (n <= 0) return false;
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+  return true;
+}
+
+int PortOf(const std::string& host_port) {
+  return std::stoi(host_port.substr(host_port.rfind(':') + 1));
+}
+
+struct HttpMessage {
+  std::string start_line;
+  int status = 0;
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;
+
+  std::optional<std::string> Header(std::string_view name) const {
+    for (const auto& [k, v] : headers) {
+      if (Lower(k) == Lower(std::string(name))) return v;
+    }
+    return std::nullopt;
+  }
+  std::vector<std::string> Headers(std::string_view name) const {
+    std::vector<std::string> out;
+    for (const auto& [k, v] : headers) {
+      if (Lower(k) == Lower(std::string(name))) out.push_back(v);
+    }
+    return out;
+  }
+  // The session cookie the response sets, if any.
+  std::optional<std::string> SessionSetCookie() const {
+    for (const std::string& v : Headers("set-cookie")) {
+      if (v.rfind("connect.sid=", 0) == 0) return v;
+    }
+    return std::nullopt;
+  }
+};
+
+// Reads HTTP messages from a socket, buffering leftovers (pipelining).
+class Reader {
+ public:
+  explicit Reader(int fd) : fd_(fd) {}
+
+  // Reads one message head and body. `is_request` parses a request line;
+  // `no_body` for HEAD responses. nullopt on EOF/error; `*got_bytes` says
+  // whether any byte of this message arrived.
+  std::optional<HttpMessage> Read(bool is_request, bool no_body = false,
+                                  bool* got_bytes = nullptr) {
+    if (got_bytes) *got_bytes = !buf_.empty();
+    size_t end;
+    while ((end = buf_.find("\r\n\r\n")) == std::string::npos) {
+      if (!Fill()) return std::nullopt;
+      if (got_bytes) *got_bytes = true;
+    }
+    HttpMessage m;
+    std::istringstream head(buf_.substr(0, end));
+    buf_.erase(0, end + 4);
+    std::string line;
+    std::getline(head, line);
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    m.start_line = line;
+    if (!is_request && line.size() >= 12)
+      m.status = std::stoi(line.substr(9, 3));
+    while (std::getline(head, line)) {
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      const size_t colon = line.find(':');
+      if (colon == std::string::npos) continue;
+      std::string value = line.substr(colon + 1);
+      while (!value.empty() && value.front() == ' ') value.erase(0, 1);
+      m.headers.emplace_back(line.substr(0, colon), value);
+    }
+    if (no_body || m.status == 101 || m.status == 204 || m.status == 304 ||
+        (m.status >= 100 && m.status < 200)) {
+      return m;
+    }
+    auto te = m.Header("transfer-encoding");
+    if (te && Lower(*te).find("chunked") != std::string::npos) {
+      for (;;) {
+        size_t eol;
+        while ((eol = buf_.find("\r\n")) == std::string::npos) {
+          if (!Fill()) return std::nullopt;
+        }
+        const size_t size = std::stoul(buf_.substr(0, eol), nullptr, 16);
+        buf_.erase(0, eol + 2);
+        while (buf_.size() < size + 2) {
+          if (!Fill()) return std::nullopt;
+        }
+        m.body.append(buf_, 0, size);
+        buf_.erase(0, size + 2);
+        if (size == 0) return m;
+      }
+    }
+    if (auto cl = m.Header("content-length")) {
+      const size_t n = std::stoul(*cl);
+      while (buf_.size() < n) {
+        if (!Fill()) return std::nullopt;
+      }
+      m.body = buf_.substr(0, n);
+      buf_.erase(0, n);
+      return m;
+    }
+    if (is_request) return m;
+    while (Fill()) {
+    }
+    m.body = std::move(buf_);
+    buf_.clear();
+    return m;
+  }
+
+  // Raw bytes (after an upgrade).
+  std::string ReadSome() {
+    if (buf_.empty() && !Fill()) return "";
+    std::string out = std::move(buf_);
+    buf_.clear();
+    return out;
+  }
+  std::string& buffer() { return buf_; }
+
+ private:
+  bool Fill() {
+    char tmp[16384];
+    ssize_t n = recv(fd_, tmp, sizeof(tmp), 0);
+    if (n <= 0) return false;
+    buf_.append(tmp, static_cast<size_t>(n));
+    return true;
+  }
+  int fd_;
+  std::string buf_;
+};
+
+// One request on a fresh connection.
+std::optional<HttpMessage> Exchange(int port, const std::string& request,
+                                    bool no_body = false) {
+  int fd = ConnectTo(port);
+  if (fd < 0) return std::nullopt;
+  std::optional<HttpMessage> r;
+  if (SendAll(fd, request)) r = Reader(fd).Read(false, no_body);
+  close(fd);
+  return r;
+}
+
+// A GET with the given extra header lines ("Name: value\r\n" each).
+std::string Get(std::string_view target, std::string_view extra = "",
+                std::string_view method = "GET") {
+  std::string r(method);
+  r.append(" ").append(target).append(" HTTP/1.1\r\nHost: app.test\r\n");
+  r.append(extra);
+  r.append("\r\n");
+  return r;
+}
+
+// A browser coming through a trusted proxy from a public address, so the
+// internal-IP rule (loopback) does not bypass it.
+constexpr std::string_view kBrowser =
+    "User-Agent: Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0\r\n"
+    "Accept: text/html,application/xhtml+xml\r\n"
+    "X-Forwarded-For: 203.0.113.7\r\n";
+
+// ---------------------------------------------------------------------------
+// The upstream application: thread-per-connection, keep-alive, speaks the
+// header protocol on request (query parameters):
+//   set=<base64>  -> X-Session-Set      principal=<p> -> X-Session-Principal
+//   destroy=1     -> X-Session-Destroy  regenerate=1  -> X-Session-Regenerate
+//   evilcookie=1  -> Set-Cookie connect.sid=... plus an unrelated cookie
+//   delay_ms=N    -> answers after N ms
+// /ws with Upgrade answers 101 and echoes raw bytes. Otherwise the body
+// lists the request line and every header it received, one per line.
+class Upstream {
+ public:
+  Upstream() {
+    listen_fd_ = socket(AF_INET, SOCK_STREAM, 0);
+    int one = 1;
+    setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+    listen(listen_fd_, 512);
+    socklen_t len = sizeof(addr);
+    getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+    port_ = ntohs(addr.sin_port);
+    acceptor_ = std::thread([this] { AcceptLoop(); });
+  }
+
+  ~Upstream() {
+    stopping_ = true;
+    shutdown(listen_fd_, SHUT_RDWR);
+    close(listen_fd_);
+    acceptor_.join();
+    {
+      absl::MutexLock lock(&mu_);
+      for (int fd : fds_) shutdown(fd, SHUT_RDWR);
+    }
+    for (auto& t : threads_) t.join();
+  }
+
+  int port() const { return port_; }
+  int64_t requests() const { return requests_.load(); }
+  std::string url() const {
+    return "http://127.0.0.1:" + std::to_string(port_);
+  }
+
+ private:
+  void AcceptLoop() {
+    for (;;) {
+      int fd = accept(listen_fd_, nullptr, nullptr);
+      if (fd < 0) {
+        if (stopping_) return;
+        continue;
+      }
+      absl::MutexLock lock(&mu_);
+      fds_.push_back(fd);
+      threads_.emplace_back([this, fd] { Serve(fd); });
+    }
+  }
+
+  static std::map<std::string, std::string> Query(const std::string& target) {
+    std::map<std::string, std::string> q;
+    const size_t qm = target.find('?');
+    if (qm == std::string::npos) return q;
+    std::string rest = target.substr(qm + 1);
+    std::istringstream in(rest);
+    std::string kv;
+    while (std::getline(in, kv, '&')) {
+      const size_t eq = kv.find('=');
+      if (eq == std::string::npos) continue;
+      q[kv.substr(0, eq)] = kv.substr(eq + 1);
+    }
+    return q;
+  }
+
+  void Serve(int fd) {
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    Reader reader(fd);
+    for (;;) {
+      auto req = reader.Read(/*is_request=*/true);
+      if (!req) break;
+      requests_.fetch_add(1);
+      std::istringstream rl(req->start_line);
+      std::string method, target;
+      rl >> method >> target;
+      auto q = Query(target);
+      if (q.count("delay_ms")) {
+        absl::SleepFor(absl::Milliseconds(std::stoi(q["delay_ms"])));
+      }
+      if (target.rfind("/ws", 0) == 0 && req->Header("upgrade")) {
+        SendAll(fd,
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                "Connection: Upgrade\r\nSec-WebSocket-Accept: test\r\n\r\n");
+        std::string pending = std::move(reader.buffer());
+        if (!pending.empty() && !SendAll(fd, pending)) break;
+        for (;;) {
+          std::string bytes = reader.ReadSome();
+          if (bytes.empty() || !SendAll(fd, bytes)) break;
+        }
+        break;
+      }
+      std::string body = req->start_line + "\n";
+      for (const auto& [k, v] : req->headers) body += k + ": " + v + "\n";
+      body += "body-bytes: " + std::to_string(req->body.size()) + "\n";
+      std::string head = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n";
+      head += "Content-Length: " + std::to_string(body.size()) + "\r\n";
+      head += "Connection: X-Resp-Hop\r\nX-Resp-Hop: 1\r\n";
+      head += "Keep-Alive: timeout=30\r\n";
+      if (q.count("set")) head += "X-Session-Set: " + q["set"] + "\r\n";
+      if (q.count("principal")) {
+        head += "X-Session-Principal: " + q["principal"] + "\r\n";
+      }
+      if (q.count("destroy")) head += "X-Session-Destroy: 1\r\n";
+      if (q.count("regenerate")) head += "X-Session-Regenerate: 1\r\n";
+      if (q.count("evilcookie")) {
+        head += "Set-Cookie: connect.sid=app-made; Path=/\r\n";
+        head += "Set-Cookie: theme=dark; Path=/\r\n";
+      }
+      head += "\r\n";
+      if (!SendAll(fd, head + (method == "HEAD" ? "" : body))) break;
+    }
+    shutdown(fd, SHUT_RDWR);
+  }
+
+  int listen_fd_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stopping_{false};
+  std::atomic<int64_t> requests_{0};
+  std::thread acceptor_;
+  absl::Mutex mu_;
+  std::vector<int> fds_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::thread> threads_;
+};
+
+// ---------------------------------------------------------------------------
+// Server + upstream + edge, per test.
+
+constexpr char kSecret[] = "integration-test-secret-0123456789";
+
+class EdgeTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = testutil::MakeTempDir("sg-edge");
+    std::ofstream(dir_ + "/secrets") << kSecret << "\n";
+  }
+  void TearDown() override {
+    edge_.reset();
+    server_.reset();
+    upstream_.reset();
+    testutil::RemoveTree(dir_);
+  }
+
+  void StartServer() {
+    auto server = Subprocess::Start({SG_SERVER_BIN, "--listen=127.0.0.1:0",
+                                     "--data-dir=" + dir_ + "/data"});
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = *std::move(server);
+    auto line = server_->WaitForLine("msg=listening", absl::Seconds(30));
+    ASSERT_TRUE(line.has_value()) << server_->Output();
+    server_address_ = testutil::FieldFromLogLine(*line, "address");
+    client::ClientOptions options;
+    options.target = server_address_;
+    auto c = client::Client::Create(options);
+    ASSERT_TRUE(c.ok()) << c.status();
+    client_ = *std::move(c);
+  }
+
+  void StartEdge(std::vector<std::string> extra = {}) {
+    if (!upstream_) upstream_ = std::make_unique<Upstream>();
+    std::vector<std::string> argv = {
+        SG_EDGE_BIN,
+        "--listen=127.0.0.1:0",
+        "--admin-listen=127.0.0.1:0",
+        "--upstream=" + upstream_->url(),
+        "--session-service=" + server_address_,
+        "--cookie-secret-file=" + dir_ + "/secrets",
+        "--trusted-proxies=127.0.0.0/8",
+        "--threads=2",
+        "--stats-interval=100ms",
+        "--drain-delay=0s"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    auto edge = Subprocess::Start(argv);
+    ASSERT_TRUE(edge.ok()) << edge.status();
+    edge_ = *std::move(edge);
+    auto line = edge_->WaitForLine("msg=listening", absl::Seconds(30));
+    ASSERT_TRUE(line.has_value()) << edge_->Output();
+    port_ = PortOf(testutil::FieldFromLogLine(*line, "address"));
+    admin_port_ = PortOf(testutil::FieldFromLogLine(*line, "admin"));
+  }
+
+  void StartAll(std::vector<std::string> extra = {}) {
+    StartServer();
+    if (HasFatalFailure()) return;
+    StartEdge(std::move(extra));
+  }
+
+  HttpMessage Do(const std::string& request, bool no_body = false) {
+    auto r = Exchange(port_, request, no_body);
+    EXPECT_TRUE(r.has_value()) << request;
+    return r.value_or(HttpMessage{});
+  }
+
+  sessiongrid::v1::NodeStats Stats() {
+    auto s = client_->NodeStats();
+    EXPECT_TRUE(s.ok()) << s.status();
+    return s.ok() ? s->stats() : sessiongrid::v1::NodeStats{};
+  }
+
+  std::string Metrics() {
+    auto r = Exchange(admin_port_, Get("/metrics"));
+    EXPECT_TRUE(r.has_value());
+    return r ? r->body : "";
+  }
+
+  // Sum of every sample whose line starts with `prefix`.
+  static double MetricSum(const std::string& text, std::string_view prefix) {
+    double sum = 0;
+    std::istringstream in(text);
+    std::string line;
+    while (std::getline(in, line)) {
+      if (line.rfind(prefix, 0) == 0) {
+        sum += std::stod(line.substr(line.rfind(' ') + 1));
+      }
+    }
+    return sum;
+  }
+
+  // The session cookie value ("s%3A...") of a Set-Cookie header.
+  static std::string CookieValue(const std::string& set_cookie) {
+    const size_t eq = set_cookie.find('=');
+    return set_cookie.substr(eq + 1, set_cookie.find(';') - eq - 1);
+  }
+
+  static std::string B64(std::string_view s) {
+    return absl::Base64Escape(absl::string_view(s.data(), s.size()));
+  }
+
+  int ReadyzStatus() {
+    auto r = Exchange(admin_port_, Get("/readyz"));
+    return r ? r->status : 0;
+  }
+
+  std::string dir_;
+  std::unique_ptr<Subprocess> server_;
+  std::string server_address_;
+  std::unique_ptr<client::Client> client_;
+  std::unique_ptr<Upstream> upstream_;
+  std::unique_ptr<Subprocess> edge_;
+  int port_ = 0;
+  int admin_port_ = 0;
+};
+
+// A line of the upstream's echo body, e.g. "X-Session-Status: loaded".
+bool Echoed(const HttpMessage& m, std::string_view line) {
+  return m.body.find("\n" + std::string(line) + "\n") != std::string::npos;
+}
+bool EchoedName(const HttpMessage& m, std::string_view name) {
+  return Lower(m.body).find("\n" + Lower(std::string(name)) + ":") !=
+         std::string::npos;
+}
+
+TEST_F(EdgeTest, BypassedRequestsGetNoCookieAndCostNoSessionCall) {
+  StartAll();
+  ASSERT_FALSE(HasFatalFailure());
+  const auto before = Stats();
+  // Every request asks the upstream to create a session and to set the
+  // session cookie itself; none of that may reach the client.
+  const std::string ask = "set=" + B64("bot-data") + "&evilcookie=1";
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"/assets/main.js?" + ask, std::string(kBrowser)},
+      {"/assets/style.css?" + ask, std::string(kBrowser)},
+      {"/assets/logo.png?" + ask, std::string(kBrowser)},
+      {"/api/health?" + ask,
+       "User-Agent: axios/1.0.0\r\nX-Forwarded-For: 203.0.113.7\r\n"},
+      {"/api/health?" + ask,
+       "User-Agent: curl/7.68.0\r\nX-Forwarded-For: 203.0.113.7\r\n"},
+      {"/?" + ask, "User-Agent: \r\nX-Forwarded-For: 203.0.113.7\r\n"},
+      {"/?" + ask, "X-Forwarded-For: 203.0.113.7\r\n"},  // no UA at all
+      {"/?" + ask,
+       "User-Agent: Googlebot/2.1\r\nX-Forwarded-For: 203.0.113.7\r\n"},
+      {"/?" + ask,
+       "User-Agent: Bingbot/2.1\r\nX-Forwarded-For: 203.0.113.7\r\n"},
+      {"/?" + ask,
+       "User-Agent: Slackbot/2.1\r\nX-Forwarded-For: 203.0.113.7\r\n"},
+      {"/?" + ask,
+       "User-Agent: facebookexternalhit/2.1\r\nX-Forwarded-For: "
+       "203.0.113.7\r\n"},
+      {"/robots.txt?" + ask, std::string(kBrowser)},
+  };
+  for (const auto& [target, headers] : cases) {
+    HttpMessage r = Do(Get(target, headers));
+    EXPECT_EQ(r.status, 200) << target << "\n" << headers;
+    EXPECT_FALSE(r.SessionSetCookie().has_value()) << target << "\n" << headers;
+    EXPECT_FALSE(r.Header("x-session-set").has_value());
+    // Cookies other than the session cookie pass untouched.
+    EXPECT_EQ(r.Headers("set-cookie"),
+              std::vector<std::string>{"theme=dark; Path=/"});
+    // Bypassed requests carry no session protocol upstream.
+    EXPECT_FALSE(EchoedName(r, "x-session-status")) << r.body;
+  }
+  const auto after = Stats();
+  EXPECT_EQ(after.creates(), before.creates());
+  EXPECT_EQ(after.reads(), before.reads());
+  EXPECT_EQ(after.sessions(), before.sessions());
+  const std::string metrics = Metrics();
+  EXPECT_EQ(MetricSum(metrics, "sg_edge_session_calls_total{"), 0) << metrics;
+  EXPECT_EQ(MetricSum(metrics, "sg_edge_sessions_created_total"), 0);
+  EXPECT_EQ(MetricSum(metrics, "sg_edge_requests_total{decision=\"bypass\""),
+            static_cast<double>(cases.size()));
+  EXPECT_GE(MetricSum(metrics,
+                      "sg_edge_requests_total{decision=\"bypass\","
+                      "reason=\"internal_ua:googlebot\"}"),
+            1);
+  EXPECT_GE(MetricSum(metrics,
+                      "sg_edge_requests_total{decision=\"bypass\","
+                      "reason=\"empty_or_short_ua\"}"),
+            2);
+}
+
+TEST_F(EdgeTest, SessionLifecycleThroughHeaderProtocol) {
+  StartAll();
+  ASSERT_FALSE(HasFatalFailure());
+  const auto before = Stats();
+
+  // A page that needs a session but stores nothing: no session, no cookie.
+  HttpMessage r = Do(Get("/dashboard", kBrowser));
+  EXPECT_EQ(r.status, 200);
+  EXPECT_TRUE(Echoed(r, "X-Session-Status: none")) << r.body;
+  EXPECT_FALSE(r.SessionSetCookie().has_value());
+  EXPECT_EQ(Stats().creates(), before.creates());
+
+  // The app stores data: the session is created lazily, cookie issued.
+  const std::string data = R"({"cart":[1,2]})";
+  r = Do(Get("/api/user/cart?set=" + B64(data), kBrowser));
+  ASSERT_TRUE(r.SessionSetCookie().has_value()) << r.body;
+  EXPECT_FALSE(r.Header("x-session-set").has_value());
+  const std::string cookie1 = CookieValue(*r.SessionSetCookie());
+  EXPECT_EQ(cookie1.rfind("s%3A", 0), 0u) << cookie1;
+  EXPECT_NE(r.SessionSetCookie()->find("HttpOnly"), std::string::npos);
+  EXPECT_EQ(Stats().creates(), before.creates() + 1);
+
+  // Next request: loaded, data and id passed upstream, no Set-Cookie.
+  const std::string with1 = std::string(kBrowser) +
+                            "Cookie: connect.sid=" + cookie1 +
+                            "; theme=dark\r\n";
+  r = Do(Get("/api/user/cart", with1));
+  EXPECT_TRUE(Echoed(r, "X-Session-Status: loaded")) << r.body;
+  EXPECT_TRUE(Echoed(r, "X-Session-Data: " + B64(data))) << r.body;
+  EXPECT_TRUE(EchoedName(r, "X-Session-Id")) << r.body;
+  EXPECT_FALSE(EchoedName(r, "X-Session-Principal")) << r.body;
+  EXPECT_FALSE(r.SessionSetCookie().has_value());
+
+  // Login: the id rotates, the old cookie stops working.
+  r = Do(Get("/login?principal=alice", with1));
+  ASSERT_TRUE(r.SessionSetCookie().has_value()) << r.body;
+  const std::string cookie2 = CookieValue(*r.SessionSetCookie());
+  EXPECT_NE(cookie2, cookie1);
+  const std::string with2 =
+      std::string(kBrowser) + "Cookie: connect.sid=" + cookie2 + "\r\n";
+  r = Do(Get("/api/user/me", with2));
+  EXPECT_TRUE(Echoed(r, "X-Session-Status: loaded")) << r.body;
+  EXPECT_TRUE(Echoed(r, "X-Session-Principal: alice")) << r.body;
+  EXPECT_TRUE(Echoed(r, "X-Session-Data: " + B64(data))) << r.body;
+  r = Do(Get("/api/user/me", with1));
+  EXPECT_TRUE(Echoed(r, "X-Session-Status: expired")) << r.body;
+
+  // Logout: destroyed, cookie cleared, the cookie no longer loads.
+  r = Do(Get("/api/auth/logout?destroy=1", with2));
+  ASSERT_TRUE(r.SessionSetCookie().has_value());
+  EXPECT_NE(r.SessionSetCookie()->find("Max-Age=0"), std::string::npos)
+      << *r.SessionSetCookie();
+  r = Do(Get("/api/user/me", with2));
+  EXPECT_TRUE(Echoed(r, "X-Session-Status: expired")) << r.body;
+  EXPECT_FALSE(r.SessionSetCookie().has_value());
+
+  const std::string metrics = Metrics();
+  EXPECT_EQ(MetricSum(metrics, "sg_edge_sessions_created_total"), 1);
+  EXPECT_EQ(MetricSum(metrics, "sg_edge_sessions_rotated_total"), 1);
+  EXPECT_EQ(MetricSum(metrics, "sg_edge_sessions_destroyed_total"), 1);
+  EXPECT_GE(MetricSum(metrics, "sg_edge_session_call_duration_seconds_count"),
+            5);
+}
+
+TEST_F(EdgeTest, ForgedAndMalformedCookiesGetNoSessionAndAreCounted) {
+  StartAll();
+  ASSERT_FALSE(HasFatalFailure());
+  // Create a real session to forge against.
+  HttpMessage r = Do(Get("/api/user/x?set=" + B64("secret"), kBrowser));
+  ASSERT_TRUE(r.SessionSetCookie().has_value());
+  const std::string real = CookieValue(*r.SessionSetCookie());
+  const auto before = Stats();
+
+  // The same id signed with another secret.
+  auto other = edge::CookieSigner::Create({"attacker-secret"});
+  ASSERT_TRUE(other.ok());
+  std::string id = real.substr(4, real.find('.') - 4);
+  const std::string forged = (*other)->EncodedValue(id);
+  for (const std::string& bad :
+       {forged, std::string("s%3Aabc.def"), std::string("plain-unsigned-id")}) {
+    r = Do(Get("/api/user/x",
+               std::string(kBrowser) + "Cookie: connect.sid=" + bad + "\r\n"));
+    EXPECT_EQ(r.status, 200);
+    EXPECT_TRUE(Echoed(r, "X-Session-Status: none")) << bad << "\n" << r.body;
+    EXPECT_FALSE(EchoedName(r, "X-Session-Data")) << r.body;
+  }
+  EXPECT_EQ(Stats().reads(), before.reads());  // never asked the service
+  const std::string metrics = Metrics();
+  EXPECT_EQ(
+      MetricSum(metrics,
+                "sg_edge_cookies_rejected_total{verdict=\"bad_signature\"}"),
+      1);
+  EXPECT_EQ(MetricSum(metrics,
+                      "sg_edge_cookies_rejected_total{verdict=\"malformed\"}"),
+            2);
+}
+
+TEST_F(EdgeTest, ClientSessionHeadersAreStrippedAndHopByHopRemoved) {
+  StartAll();
+  ASSERT_FALSE(HasFatalFailure());
+  const std::string spoof =
+      "X-Session-Id: stolen\r\nX-Session-Status: loaded\r\n"
+      "X-Session-Data: ZXZpbA==\r\nX-Session-Principal: admin\r\n"
+      "Connection: keep-alive, X-Hop\r\nX-Hop: secret\r\n"
+      "Keep-Alive: timeout=99\r\nTE: trailers\r\nProxy-Connection: close\r\n"
+      "Upgrade: h2c\r\n";
+  // Session-required request: only the edge's own X-Session-Status.
+  HttpMessage r = Do(Get("/api/user/x", std::string(kBrowser) + spoof));
+  EXPECT_TRUE(Echoed(r, "X-Session-Status: none")) << r.body;
+  for (std::string_view name :
+       {"X-Session-Id", "X-Session-Data", "X-Session-Principal", "X-Hop",
+        "Keep-Alive", "TE", "Proxy-Connection", "Upgrade", "Connection"}) {
+    EXPECT_FALSE(EchoedName(r, name)) << name << "\n" << r.body;
+  }
+  // This hop is appended to the trusted proxy's list; Via added.
+  EXPECT_TRUE(Echoed(r, "X-Forwarded-For: 203.0.113.7, 127.0.0.1")) << r.body;
+  EXPECT_TRUE(Echoed(r, "X-Forwarded-Proto: http")) << r.body;
+  EXPECT_TRUE(Echoed(r, "X-Forwarded-Host: app.test")) << r.body;
+  EXPECT_TRUE(Echoed(r, "Via: 1.1 sessiongrid-edge")) << r.body;
+  // The upstream's hop-by-hop response fields do not reach the client.
+  EXPECT_FALSE(r.Header("x-resp-hop").has_value());
+  EXPECT_FALSE(r.Header("keep-alive").has_value());
+  // Bypassed request: no X-Session-* at all.
+  r = Do(Get("/assets/a.js", std::string(kBrowser) + spoof));
+  EXPECT_FALSE(EchoedName(r, "X-Session-")) << r.body;
+}
+
+TEST_F(EdgeTest, LimitsAnswer431And413) {
+  StartAll({"--max-header-bytes=8KiB", "--max-body-bytes=64KiB"});
+  ASSERT_FALSE(HasFatalFailure());
+  const int64_t seen = upstream_->requests();
+  HttpMessage r =
+      Do(Get("/assets/a.js", "X-Big: " + std::string(16 * 1024, 'a') + "\r\n"));
+  EXPECT_EQ(r.status, 431);
+  // Content-Length over the limit: refused before any byte is forwarded.
+  std::string post =
+      "POST /api/upload HTTP/1.1\r\nHost: a\r\nContent-Length: 100000\r\n\r\n";
+  r = Do(post + std::string(100000, 'x'));
+  EXPECT_EQ(r.status, 413);
+  // Chunked over the limit: cut when the limit is crossed.
+  std::string chunked =
+      "POST /api/upload HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n"
+      "\r\n";
+  for (int i = 0; i < 20; ++i)
+    chunked += "1000\r\n" + std::string(4096, 'y') + "\r\n";
+  chunked += "0\r\n\r\n";
+  r = Do(chunked);
+  EXPECT_EQ(r.status, 413);
+  // Within limits: streamed through, length preserved.
+  r =
+      Do("POST /assets/upload HTTP/1.1\r\nHost: a\r\nContent-Length: "
+         "50000\r\n\r\n" +
+         std::string(50000, 'z'));
+  EXPECT_EQ(r.status, 200);
+  EXPECT_TRUE(Echoed(r, "body-bytes: 50000")) << r.body;
+  EXPECT_EQ(upstream_->requests(), seen + 1);
+  EXPECT_GE(MetricSum(Metrics(), "sg_edge_local_replies_total{code=\"413\"}"),
+            2);
+}
+
+TEST_F(EdgeTest, KeepAliveAndPipeliningOnOneConnection) {
+  StartAll();
+  ASSERT_FALSE(HasFatalFailure());
+  int fd = ConnectTo(port_);
+  ASSERT_GE(fd, 0);
+  std::string batch;
+  for (int i = 0; i < 20; ++i) {
+    batch += Get("/assets/p" + std::to_string(i) + ".js", kBrowser);
+  }
+  batch += Get("/assets/head.js", kBrowser, "HEAD");
+  ASSERT_TRUE(SendAll(fd, batch));
+  Reader reader(fd);
+  for (int i = 0; i < 20; ++i) {
+    auto r = reader.Read(false);
+    ASSERT_TRUE(r.has_value()) << i;
+    EXPECT_EQ(r->status, 200);
+    EXPECT_NE(r->body.find("GET /assets/p" + std::to_string(i) + ".js"),
+              std::string::npos);
+  }
+  auto head = reader.Read(false, /*no_body=*/true);
+  ASSERT_TRUE(head.has_value());
+  EXPECT_EQ(head->status, 200);
+  EXPECT_TRUE(head->Header("content-length").has_value());
+  // Still usable afterwards.
+  ASSERT_TRUE(SendAll(fd, Get("/assets/last.js", kBrowser)));
+  auto last = reader.Read(false);
+  ASSERT_TRUE(last.has_value());
+  EXPECT_EQ(last->status, 200);
+  close(fd);
+}
+
+TEST_F(EdgeTest, WebSocketUpgradeTunnelsBytesBothWays) {
+  StartAll();
+  ASSERT_FALSE(HasFatalFailure());
+  int fd = ConnectTo(port_);
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(SendAll(
+      fd, Get("/ws/chat", std::string(kBrowser) +
+                              "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                              "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                              "Sec-WebSocket-Version: 13\r\n")));
+  Reader reader(fd);
+  auto r = reader.Read(false);
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->status, 101);
+  EXPECT_EQ(Lower(r->Header("upgrade").value_or("")), "websocket");
+  EXPECT_EQ(Lower(r->Header("connection").value_or("")), "upgrade");
+  EXPECT_FALSE(r->SessionSetCookie().has_value());
+  for (const std::string& msg :
+       std::vector<std::string>{"hello", std::string(50000, 'w'), "bye"}) {
+    ASSERT_TRUE(SendAll(fd, msg));
+    std::string got;
+    while (got.size() < msg.size()) {
+      std::string part = reader.ReadSome();
+      ASSERT_FALSE(part.empty()) << "tunnel closed early";
+      got += part;
+    }
+    EXPECT_EQ(got, msg);
+  }
+  close(fd);
+  const std::string metrics = Metrics();
+  EXPECT_EQ(MetricSum(metrics, "sg_edge_tunnels_total"), 1);
+  EXPECT_EQ(MetricSum(metrics,
+                      "sg_edge_requests_total{decision=\"bypass\","
+                      "reason=\"websocket_upgrade\"}"),
+            1);
+}
+
+TEST_F(EdgeTest, SeedEndpointsAnswerWithoutSessions) {
+  StartAll();
+  ASSERT_FALSE(HasFatalFailure());
+  const auto before = Stats();
+  // The seed's load mix: 70 % assets, 20 % API health, 10 % pages.
+  for (int i = 0; i < 100; ++i) {
+    std::string req;
+    if (i < 70) {
+      req = Get("/assets/file" + std::to_string(i) + ".js",
+                "User-Agent: Mozilla/5.0\r\n");
+    } else if (i < 90) {
+      req = Get("/api/health", "User-Agent: axios/1.0\r\n");
+    } else {
+      req = Get("/", "User-Agent: Mozilla/5.0\r\n");
+    }
+    EXPECT_EQ(Do(req).status, 200);
+  }
+  for (std::string ua : {"axios/1.0.0", "Mozilla/5.0 (X11) Firefox/120.0"}) {
+    HttpMessage h =
+        Do(Get("/api/session-health", "User-Agent: " + ua + "\r\n" +
+                                          "X-Forwarded-For: 203.0.113.9\r\n"));
+    EXPECT_EQ(h.status, 200) << h.body;
+    EXPECT_FALSE(h.SessionSetCookie().has_value());
+    EXPECT_NE(h.Header("content-type")->find("application/json"),
+              std::string::npos);
+    for (std::string key :
+         {"\"healthy\":true", "\"metrics\":{", "\"totalRequests\":",
+          "\"skippedRequests\":", "\"targetSkipRatio\":\"95%\"",
+          "\"activeSessions\":", "\"maxSessions\":10000", "\"memory\":{",
+          "\"heapUsed\":\"", "\"warningThreshold\":\"70%\"",
+          "\"criticalThreshold\":\"85%\"", "\"skipReasonStats\":{",
+          "\"uptime\":"}) {
+      EXPECT_NE(h.body.find(key), std::string::npos) << key << "\n" << h.body;
+    }
+    // skipRatio "NN.NN%": at least the seed's 80 % over this mix.
+    const size_t at = h.body.find("\"skipRatio\":\"");
+    ASSERT_NE(at, std::string::npos);
+    EXPECT_GE(std::stod(h.body.substr(at + 13)), 80.0) << h.body;
+  }
+  HttpMessage d = Do(
+      Get("/api/production-monitor/dashboard", "User-Agent: axios/1.0.0\r\n"));
+  EXPECT_EQ(d.status, 200);
+  EXPECT_NE(d.body.find("\"status\":\"operational\""), std::string::npos);
+  EXPECT_NE(d.body.find("\"sessionMetrics\":{"), std::string::npos);
+  EXPECT_NE(d.body.find("\"memory\":{\"rss\":"), std::string::npos);
+  EXPECT_FALSE(d.SessionSetCookie().has_value());
+  const auto after = Stats();
+  EXPECT_EQ(after.reads(), before.reads());
+  EXPECT_EQ(after.creates(), before.creates());
+  EXPECT_EQ(MetricSum(Metrics(), "sg_edge_session_calls_total{"), 0);
+  EXPECT_EQ(Do(Get("/healthz")).status, 200);  // proxied, not the admin one
+  EXPECT_EQ(Exchange(admin_port_, Get("/healthz"))->status, 200);
+  EXPECT_EQ(ReadyzStatus(), 200);
+}
+
+TEST_F(EdgeTest, FailOpenProxiesAsUnavailableWhenServerIsKilled) {
+  StartAll({"--fail-mode=open", "--session-timeout=200ms",
+            "--breaker-failures=3", "--breaker-cooldown=30s"});
+  ASSERT_FALSE(HasFatalFailure());
+  HttpMessage r = Do(Get("/api/user/x?set=" + B64("v"), kBrowser));
+  ASSERT_TRUE(r.SessionSetCookie().has_value());
+  const std::string with = std::string(kBrowser) + "Cookie: connect.sid=" +
+                           CookieValue(*r.SessionSetCookie()) + "\r\n";
+  server_->Signal(SIGKILL);
+  EXPECT_EQ(server_->Wait(absl::Seconds(30)), 128 + SIGKILL);
+  for (int i = 0; i < 6; ++i) {
+    r = Do(Get("/api/user/x", with));
+    EXPECT_EQ(r.status, 200);
+    EXPECT_TRUE(Echoed(r, "X-Session-Status: unavailable")) << r.body;
+    EXPECT_FALSE(r.SessionSetCookie().has_value());
+  }
+  // A write the app asks for cannot be applied: passed through, no cookie.
+  r = Do(Get("/api/user/x?set=" + B64("w"), with));
+  EXPECT_EQ(r.status, 200);
+  EXPECT_FALSE(r.SessionSetCookie().has_value());
+  // Bypassed traffic is unaffected.
+  EXPECT_EQ(Do(Get("/assets/a.js", kBrowser)).status, 200);
+  const std::string metrics = Metrics();
+  EXPECT_EQ(MetricSum(metrics, "sg_edge_session_breaker_opened_total"), 1);
+  EXPECT_EQ(MetricSum(metrics, "sg_edge_session_breaker_state"), 1);
+  // After opening, calls are skipped, not timed out.
+  EXPECT_GE(MetricSum(metrics,
+                      "sg_edge_session_calls_total{method=\"get\","
+                      "result=\"rejected\"}"),
+            3);
+  EXPECT_EQ(ReadyzStatus(), 200);  // fail-open stays ready
+}
+
+TEST_F(EdgeTest, FailClosedAnswers503AndFailsReadiness) {
+  StartAll({"--fail-mode=closed", "--session-timeout=200ms",
+            "--breaker-failures=3", "--breaker-cooldown=30s"});
+  ASSERT_FALSE(HasFatalFailure());
+  HttpMessage r = Do(Get("/api/user/x?set=" + B64("v"), kBrowser));
+  ASSERT_TRUE(r.SessionSetCookie().has_value());
+  const std::string with = std::string(kBrowser) + "Cookie: connect.sid=" +
+                           CookieValue(*r.SessionSetCookie()) + "\r\n";
+  // Ready once the monitor has seen the service.
+  const absl::Time until = absl::Now() + absl::Seconds(10);
+  while (ReadyzStatus() != 200 && absl::Now() < until) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  EXPECT_EQ(ReadyzStatus(), 200);
+  server_->Signal(SIGKILL);
+  EXPECT_EQ(server_->Wait(absl::Seconds(30)), 128 + SIGKILL);
+  const int64_t upstream_before = upstream_->requests();
+  for (int i = 0; i < 5; ++i) {
+    r = Do(Get("/api/user/x", with));
+    EXPECT_EQ(r.status, 503) << r.body;
+  }
+  EXPECT_EQ(upstream_->requests(), upstream_before);  // never reached the app
+  // Bypassed traffic is still served.
+  EXPECT_EQ(Do(Get("/assets/a.js", kBrowser)).status, 200);
+  const absl::Time until2 = absl::Now() + absl::Seconds(10);
+  while (ReadyzStatus() != 503 && absl::Now() < until2) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  EXPECT_EQ(ReadyzStatus(), 503);
+}
+
+// Clients on keep-alive connections; SIGTERM while they run. Every request
+// the edge read must be answered completely: the upstream saw exactly as
+// many requests as the clients got 200s, and no response was cut or
+// failed. Allowed, as for any HTTP/1.1 server: a connection refused once
+// the listener closed, and, after the signal, a connection that closes
+// before any byte of a response (a keep-alive connection closed while
+// idle, or one the kernel queued in the instant the listener closed: the
+// edge never read those requests, and clients retry them).
+TEST_F(EdgeTest, SigtermUnderLoadLosesNoRequestAndExitsZero) {
+  StartAll({"--drain-delay=300ms", "--drain-timeout=10s"});
+  ASSERT_FALSE(HasFatalFailure());
+  constexpr int kClients = 6;
+  const int64_t upstream_base = upstream_->requests();
+  std::atomic<int64_t> ok{0}, refused{0}, retried{0}, lost{0};
+  std::atomic<bool> signalled{false};
+  std::atomic<int> started{0};
+  std::vector<std::thread> clients;
+  for (int c = 0; c < kClients; ++c) {
+    clients.emplace_back([&, c] {
+      const absl::Time stop_by = absl::Now() + absl::Seconds(40);
+      int fd = -1;
+      std::unique_ptr<Reader> reader;
+      for (int i = 0; absl::Now() < stop_by; ++i) {
+        if (fd < 0) {
+          int err = 0;
+          fd = ConnectTo(port_, &err);
+          if (fd < 0) {
+            (err == ECONNREFUSED && signalled ? refused : lost)++;
+            return;
+          }
+          reader = std::make_unique<Reader>(fd);
+        }
+        // A mix: assets, and session-required pages that stay in flight.
+        std::string target = (i % 3 == 0)
+                                 ? "/api/user/p?delay_ms=20"
+                                 : "/assets/x" + std::to_string(c) + ".js";
+        bool got_bytes = false;
+        std::optional<HttpMessage> r;
+        if (SendAll(fd, Get(target, kBrowser))) {
+          r = reader->Read(false, false, &got_bytes);
+        }
+        if (i == 5) started++;
+        if (!r) {
+          close(fd);
+          fd = -1;
+          if (!got_bytes && signalled) {
+            retried++;
+            continue;  // never read by the edge: retry on a new connection
+          }
+          lost++;
+          return;
+        }
+        (r->status == 200 ? ok : lost)++;
+        auto conn = r->Header("connection");
+        if (conn && Lower(*conn) == "close") {
+          close(fd);
+          fd = -1;
+        }
+      }
+      if (fd >= 0) close(fd);
+    });
+  }
+  // Wait until every client is well into its loop, then signal.
+  const absl::Time until = absl::Now() + absl::Seconds(20);
+  while (started.load() < kClients && absl::Now() < until) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  const int64_t ok_at_signal = ok.load();
+  signalled = true;
+  edge_->Signal(SIGTERM);
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(edge_->Wait(absl::Seconds(30)), 0) << edge_->Output();
+  EXPECT_EQ(lost.load(), 0);
+  EXPECT_EQ(refused.load(), kClients) << "every client ends at the closed "
+                                         "listener";
+  EXPECT_EQ(upstream_->requests() - upstream_base, ok.load());
+  EXPECT_GE(ok_at_signal, kClients * 5);
+  EXPECT_GT(ok.load(), ok_at_signal) << "served during the drain delay";
+  EXPECT_NE(edge_->Output().find("phase=\"listener closed\""),
+            std::string::npos);
+  RecordProperty("requests_ok", std::to_string(ok.load()));
+  RecordProperty("retried_after_close", std::to_string(retried.load()));
+}
+
+TEST_F(EdgeTest, InFlightSlowRequestFinishesDuringDrain) {
+  StartAll({"--drain-delay=0s", "--drain-timeout=10s"});
+  ASSERT_FALSE(HasFatalFailure());
+  int fd = ConnectTo(port_);
+  ASSERT_GE(fd, 0);
+  // Warm the connection so the edge has read the next request before the
+  // signal: the upstream holds it for 1.5 s.
+  Reader reader(fd);
+  ASSERT_TRUE(SendAll(fd, Get("/assets/w.js", kBrowser)));
+  ASSERT_TRUE(reader.Read(false).has_value());
+  const int64_t seen = upstream_->requests();
+  ASSERT_TRUE(SendAll(fd, Get("/assets/slow.js?delay_ms=1500", kBrowser)));
+  const absl::Time until = absl::Now() + absl::Seconds(10);
+  while (upstream_->requests() == seen && absl::Now() < until) {
+    absl::SleepFor(absl::Milliseconds(2));
+  }
+  ASSERT_EQ(upstream_->requests(), seen + 1);
+  edge_->Signal(SIGTERM);
+  auto r = reader.Read(false);
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(Lower(r->Header("connection").value_or("")), "close");
+  close(fd);
+  EXPECT_EQ(edge_->Wait(absl::Seconds(30)), 0);
+  // The listener is gone.
+  int err = 0;
+  int again = ConnectTo(port_, &err);
+  EXPECT_LT(again, 0);
+  if (again >= 0) close(again);
+}
+
+// 100,000 bypassed requests over keep-alive connections (pipelined): the
+// session count does not move and the edge's RSS stays flat.
+int64_t RssKiB(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6));
+  }
+  return -1;
+}
+
+TEST_F(EdgeTest, FloodOfBypassedRequestsKeepsSessionsAndMemoryFlat) {
+  StartAll();
+  ASSERT_FALSE(HasFatalFailure());
+  constexpr int kThreads = 4;
+  constexpr int kBatch = 32;
+  auto run = [&](int total) {
+    std::atomic<int64_t> good{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+      threads.emplace_back([&, t] {
+        int fd = ConnectTo(port_);
+        if (fd < 0) return;
+        Reader reader(fd);
+        const std::string one =
+            Get("/assets/app.js",
+                "User-Agent: Mozilla/5.0 Chrome/120\r\nAccept: */*\r\n"
+                "X-Forwarded-For: 198.51.100." +
+                    std::to_string(t + 1) + "\r\n");
+        std::string batch;
+        for (int i = 0; i < kBatch; ++i) batch += one;
+        for (int sent = 0; sent < total / kThreads; sent += kBatch) {
+          if (!SendAll(fd, batch)) break;
+          for (int i = 0; i < kBatch; ++i) {
+            auto r = reader.Read(false);
+            if (!r) {
+              close(fd);
+              return;
+            }
+            if (r->status == 200 && !r->SessionSetCookie()) good++;
+          }
+        }
+        close(fd);
+      });
+    }
+    for (auto& th : threads) th.join();
+    return good.load();
+  };
+  const absl::Time start = absl::Now();
+  ASSERT_EQ(run(10'240), 10'240);  // warm-up: pools, buffers, allocator
+  const int64_t sessions_before = Stats().sessions();
+  const int64_t rss_before = RssKiB(edge_->pid());
+  ASSERT_GT(rss_before, 0);
+  EXPECT_EQ(run(100'096), 100'096);
+  const int64_t rss_after = RssKiB(edge_->pid());
+  const absl::Duration took = absl::Now() - start;
+  EXPECT_LT(took, absl::Seconds(60));
+  EXPECT_EQ(Stats().sessions(), sessions_before);
+  EXPECT_LE(rss_after - rss_before, 5 * 1024)
+      << "RSS " << rss_before << " KiB -> " << rss_after << " KiB";
+  const std::string metrics = Metrics();
+  EXPECT_EQ(MetricSum(metrics, "sg_edge_session_calls_total{"), 0);
+  RecordProperty("flood_seconds", std::to_string(absl::ToDoubleSeconds(took)));
+  RecordProperty("rss_growth_kib", std::to_string(rss_after - rss_before));
+  std::printf("flood: %.1f s, RSS %lld -> %lld KiB\n",
+              absl::ToDoubleSeconds(took), static_cast<long long>(rss_before),
+              static_cast<long long>(rss_after));
+}
+
+TEST_F(EdgeTest, BadFlagsExitTwoNamingTheFlag) {
+  struct Case {
+    std::vector<std::string> args;
+    std::string flag;
+  };
+  const std::vector<Case> cases = {
+      {{"--fail-mode=maybe"}, "--fail-mode"},
+      {{"--classifier-mode=loud"}, "--classifier-mode"},
+      {{"--upstream=ftp://x:1", "--session-service=a:1"}, "--upstream"},
+      {{"--upstream=http://127.0.0.1:1", "--session-service=a:1",
+        "--listen=nope"},
+       "--listen"},
+      {{"--max-body-bytes=lots"}, "--max-body-bytes"},
+      {{"--upstream=http://127.0.0.1:1", "--session-service=a:1",
+        "--cookie-samesite=none"},
+       "--cookie-samesite"},
+  };
+  for (const Case& c : cases) {
+    std::vector<std::string> argv = {SG_EDGE_BIN};
+    argv.insert(argv.end(), c.args.begin(), c.args.end());
+    auto p = Subprocess::Start(argv);
+    ASSERT_TRUE(p.ok());
+    EXPECT_EQ((*p)->Wait(absl::Seconds(30)), 2) << (*p)->Output();
+    EXPECT_NE((*p)->Output().find(c.flag), std::string::npos) << (*p)->Output();
+  }
+  auto help = Subprocess::Start({SG_EDGE_BIN, "--help"});
+  ASSERT_TRUE(help.ok());
+  EXPECT_EQ((*help)->Wait(absl::Seconds(30)), 0);
+  for (std::string flag : {"--listen",
+                           "--admin-listen",
+                           "--upstream",
+                           "--session-service",
+                           "--rules",
+                           "--classifier-mode",
+                           "--cookie-name",
+                           "--cookie-secret-file",
+                           "--cookie-secure",
+                           "--cookie-samesite",
+                           "--cookie-max-age",
+                           "--session-ttl",
+                           "--fail-mode",
+                           "--production",
+                           "--trusted-proxies",
+                           "--drain-delay",
+                           "--drain-timeout",
+                           "--threads",
+                           "--max-header-bytes",
+                           "--max-body-bytes"}) {
+    EXPECT_NE((*help)->Output().find(flag), std::string::npos) << flag;
+  }
+}
+
+}  // namespace
+}  // namespace sg
