@@ -305,8 +305,11 @@ void MemoryGovernor::TickMemory() {
       const int64_t batch =
           BatchSize(emergency ? options_.emergency_evict_fraction
                               : options_.critical_evict_fraction);
-      absl::StatusOr<EvictionResult> evicted =
-          store_->Evict(batch, EvictionReason::kMemory);
+      // Logged-in users are shed for memory only in an emergency: their
+      // sessions are the valuable ones, and on a disk-backed store evicting
+      // them frees little memory.
+      absl::StatusOr<EvictionResult> evicted = store_->Evict(
+          batch, EvictionReason::kMemory, /*include_authenticated=*/emergency);
       if (!evicted.ok()) {
         LogWarn("memory eviction failed",
                 {{"error", evicted.status().ToString()}});

@@ -14,11 +14,12 @@
 //   warn       block cache shrunk to half, memtables flushed (every
 //              flush_interval while at warn or above), freed heap returned to
 //              the OS (malloc_trim, every trim_interval)
-//   critical   block cache at a quarter; sessions evicted for "memory" in
-//              batches (critical_evict_fraction of them every
-//              critical_evict_interval), anonymous first
-//   emergency  block cache at a tenth; larger, more frequent batches; new
-//              anonymous sessions refused with RESOURCE_EXHAUSTED
+//   critical   block cache at a quarter; anonymous sessions evicted for
+//              "memory" in batches (critical_evict_fraction of the sessions
+//              every critical_evict_interval), least recently used first
+//   emergency  block cache at a tenth; larger, more frequent batches, which
+//              reach authenticated sessions once no anonymous one is left;
+//              new anonymous sessions refused with RESOURCE_EXHAUSTED
 //              (authenticated creates and every other call still served)
 // Every level change is logged.
 #pragma once

@@ -261,7 +261,8 @@ class SessionStore::Impl {
   StoreStats Stats() const;
   absl::StatusOr<RawCounts> CountRaw() const;
 
-  absl::StatusOr<EvictionResult> Evict(int64_t count, EvictionReason reason);
+  absl::StatusOr<EvictionResult> Evict(int64_t count, EvictionReason reason,
+                                       bool include_authenticated);
   void SetRefuseAnonymousCreates(bool refuse) {
     refuse_anonymous_.store(refuse, std::memory_order_relaxed);
   }
@@ -728,7 +729,7 @@ absl::StatusOr<SessionRecord> SessionStore::Impl::Create(CreateParams params) {
             "anonymous sessions are refused"));
       }
       SG_RETURN_IF_ERROR(
-          Evict(excess, EvictionReason::kMaxSessions).status());
+          Evict(excess, EvictionReason::kMaxSessions, true).status());
     }
   }
 
@@ -1355,7 +1356,7 @@ SessionStore::Impl::RemoveForEviction(std::string_view id, bool authenticated,
 }
 
 absl::StatusOr<EvictionResult> SessionStore::Impl::Evict(
-    int64_t count, EvictionReason reason) {
+    int64_t count, EvictionReason reason, bool include_authenticated) {
   SG_RETURN_IF_ERROR(CheckOpen());
   EvictionResult result;
   // Set when a full pass found no live anonymous session although the
@@ -1368,7 +1369,10 @@ absl::StatusOr<EvictionResult> SessionStore::Impl::Evict(
        result.evicted + result.expired < count && round < max_rounds;
        ++round) {
     const bool authenticated = anonymous_exhausted || anonymous_.load() <= 0;
-    if (authenticated && authenticated_.load() <= 0) break;
+    if (authenticated &&
+        (!include_authenticated || authenticated_.load() <= 0)) {
+      break;
+    }
     bool full_cycle = false;
     SG_RETURN_IF_ERROR(Sample(authenticated, &sample, &expired, &full_cycle));
     const absl::Time now = clock_->Now();
@@ -1622,9 +1626,9 @@ StoreStats SessionStore::Stats() const { return impl_->Stats(); }
 absl::StatusOr<RawCounts> SessionStore::RawCountsForTesting() const {
   return impl_->CountRaw();
 }
-absl::StatusOr<EvictionResult> SessionStore::Evict(int64_t count,
-                                                   EvictionReason reason) {
-  return impl_->Evict(count, reason);
+absl::StatusOr<EvictionResult> SessionStore::Evict(
+    int64_t count, EvictionReason reason, bool include_authenticated) {
+  return impl_->Evict(count, reason, include_authenticated);
 }
 void SessionStore::SetRefuseAnonymousCreates(bool refuse) {
   impl_->SetRefuseAnonymousCreates(refuse);

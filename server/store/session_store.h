@@ -266,13 +266,14 @@ class SessionStore final {
                                              const Hlc& version);
 
   // Evicts up to `count` live sessions for `reason`: anonymous ones while
-  // any remain, then authenticated ones; inside a class, the least recently
-  // used of a random sample of `eviction_sample` (see eviction.h). Expired
-  // records met on the way are removed too and count towards `count` (as
-  // expirations). Evictions leave no tombstone: the session is dropped here,
-  // not deleted by its owner. Stops early when the store is empty.
-  // Thread-safe.
-  absl::StatusOr<EvictionResult> Evict(int64_t count, EvictionReason reason);
+  // any remain, then (if `include_authenticated`) authenticated ones; inside
+  // a class, the least recently used of a random sample of `eviction_sample`
+  // (see eviction.h). Expired records met on the way are removed too and
+  // count towards `count` (as expirations). Evictions leave no tombstone:
+  // the session is dropped here, not deleted by its owner. Stops early when
+  // nothing evictable is left. Thread-safe.
+  absl::StatusOr<EvictionResult> Evict(int64_t count, EvictionReason reason,
+                                       bool include_authenticated = true);
 
   // While `refuse` is set, Create of an anonymous session fails with
   // RESOURCE_EXHAUSTED; authenticated creates and all other calls proceed.

@@ -185,6 +185,27 @@ TEST_F(MemoryGovernorTest, CriticalEvictsAnonymousBatchesAndSparesLogins) {
   EXPECT_EQ(governor_->Stats().memory_eviction_batches, 4);
 }
 
+TEST_F(MemoryGovernorTest, LoginsAreEvictedForMemoryOnlyInAnEmergency) {
+  Open();
+  std::vector<std::string> auth = CreateMany(200, "user");
+  std::vector<std::string> anon = CreateMany(10);
+  ASSERT_EQ(TickAt(0.90), MemoryLevel::kCritical);
+  for (int i = 0; i < 5; ++i) {
+    clock_.Advance(options_.critical_evict_interval);
+    TickAt(0.90);
+  }
+  // Critical took every anonymous session and no login.
+  EXPECT_EQ(CountExisting(anon), 0);
+  EXPECT_EQ(CountExisting(auth), 200);
+
+  ASSERT_EQ(TickAt(0.97), MemoryLevel::kEmergency);
+  StoreStats s = store_->Stats();
+  EXPECT_EQ(s.evictions.ByClass(SessionClass::kAnonymous), 10);
+  EXPECT_EQ(s.evictions.ByClass(SessionClass::kAuthenticated),
+            options_.min_evict_batch);
+  EXPECT_EQ(CountExisting(auth), 200 - options_.min_evict_batch);
+}
+
 TEST_F(MemoryGovernorTest, NoEvictionBelowCritical) {
   Open();
   CreateMany(100);
