@@ -100,10 +100,11 @@ absl::Status GovernorOptions::Validate() const {
     return absl::InvalidArgumentError(
         "memory_hysteresis must be in [0, memory_warn)");
   }
-  if (memory_limit_bytes != 0 && memory_limit_bytes < (16u << 20)) {
+  // Catches a forgotten unit ("--memory-limit=256").
+  if (memory_limit_bytes != 0 && memory_limit_bytes < (8u << 20)) {
     return absl::InvalidArgumentError(absl::StrCat(
         "memory_limit of ", memory_limit_bytes,
-        " bytes is too small to run a node (at least 16MiB)"));
+        " bytes is too small to run a node (at least 8MiB)"));
   }
   if (memory_interval <= absl::ZeroDuration() ||
       disk_interval <= absl::ZeroDuration() ||

@@ -267,5 +267,105 @@ TEST_F(MemoryFloodTest, RssStaysWithinTheBudgetAndLoginsSurviveTheFlood) {
   EXPECT_EQ(server->Wait(absl::Seconds(60)), 0) << server->Output();
 }
 
+// A budget the process exceeds from the start: the node goes to emergency,
+// says so, refuses new anonymous sessions and keeps serving everything else.
+TEST_F(MemoryFloodTest, OverBudgetNodeRefusesAnonymousCreatesAndStaysUp) {
+  auto started = Subprocess::Start(
+      {SG_SERVER_BIN, "--listen=127.0.0.1:0", "--data-dir=" + dir_ + "/data",
+       "--memory-limit=8MiB"});
+  ASSERT_TRUE(started.ok()) << started.status();
+  std::unique_ptr<Subprocess> server = *std::move(started);
+  auto line = server->WaitForLine("msg=listening", absl::Seconds(30));
+  ASSERT_TRUE(line.has_value()) << server->Output();
+  auto channel = grpc::CreateChannel(testutil::FieldFromLogLine(*line, "address"),
+                                     grpc::InsecureChannelCredentials());
+  auto level = server->WaitForLine("to=emergency", absl::Seconds(30));
+  ASSERT_TRUE(level.has_value()) << server->Output();
+  EXPECT_NE(level->find("msg=\"memory level changed\""), std::string::npos)
+      << *level;
+
+  auto stub = v1::SessionService::NewStub(channel);
+  {
+    grpc::ClientContext ctx;
+    v1::CreateRequest req;
+    req.set_data("visitor");
+    v1::CreateResponse resp;
+    grpc::Status s = stub->Create(&ctx, req, &resp);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED)
+        << s.error_message();
+  }
+  {
+    // Logins are still accepted (at emergency with no anonymous session
+    // left, the governor may evict them again soon: that is the last resort
+    // before the OOM killer, so this test does not read it back).
+    grpc::ClientContext ctx;
+    v1::CreateRequest req;
+    req.set_data("member");
+    req.set_principal("alice");
+    v1::CreateResponse resp;
+    grpc::Status s = stub->Create(&ctx, req, &resp);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+  }
+  v1::NodeStats stats = Stats(channel);
+  EXPECT_EQ(stats.memory_level(), "emergency");
+  EXPECT_EQ(stats.memory().limit_bytes(), 8 << 20);
+  EXPECT_GT(stats.memory().process_rss_bytes(), 8 * 95 / 100 << 20);
+  {
+    auto admin = v1::AdminService::NewStub(channel);
+    grpc::ClientContext ctx;
+    v1::ClusterStatusResponse resp;
+    ASSERT_TRUE(admin->ClusterStatus(&ctx, {}, &resp).ok());
+    ASSERT_EQ(resp.nodes_size(), 1);
+    EXPECT_EQ(resp.nodes(0).stats().memory_level(), "emergency");
+    EXPECT_TRUE(resp.nodes(0).stats().evictions_by_reason().contains("memory"));
+  }
+  server->Signal(SIGTERM);
+  EXPECT_EQ(server->Wait(absl::Seconds(60)), 0) << server->Output();
+}
+
+TEST_F(MemoryFloodTest, AutoLimitLogsWhereTheBudgetCameFrom) {
+  auto started = Subprocess::Start(
+      {SG_SERVER_BIN, "--listen=127.0.0.1:0", "--data-dir=" + dir_ + "/data",
+       "--memory-limit=auto"});
+  ASSERT_TRUE(started.ok()) << started.status();
+  std::unique_ptr<Subprocess> server = *std::move(started);
+  auto budget = server->WaitForLine("msg=\"memory budget\"", absl::Seconds(30));
+  ASSERT_TRUE(budget.has_value()) << server->Output();
+  EXPECT_GT(std::stoll(testutil::FieldFromLogLine(*budget, "limit_bytes")), 0);
+  // Either a container's cgroup v2 limit, or a logged fallback.
+  const bool from_cgroup =
+      budget->find("source=\"cgroup v2 memory.max\"") != std::string::npos;
+  if (!from_cgroup) {
+    EXPECT_NE(server->Output().find("no cgroup v2 memory.max; falling back"),
+              std::string::npos)
+        << server->Output();
+  }
+  ASSERT_TRUE(server->WaitForLine("msg=listening", absl::Seconds(30)));
+  server->Signal(SIGTERM);
+  EXPECT_EQ(server->Wait(absl::Seconds(60)), 0) << server->Output();
+}
+
+TEST_F(MemoryFloodTest, BadBudgetFlagsExitTwoNamingTheFlag) {
+  struct Case {
+    std::vector<std::string> args;
+    std::string named;
+  };
+  for (const Case& c : std::vector<Case>{
+           {{"--memory-limit=lots"}, "--memory-limit"},
+           {{"--memory-limit=256"}, "--memory-limit"},
+           {{"--memory-warn=0.9"}, "--memory-critical"},
+           {{"--memory-emergency=1.5"}, "--memory-emergency"},
+           {{"--max-sessions=-1"}, "--max-sessions"},
+           {{"--max-sessions-per-principal=-3"}, "--max-sessions-per-principal"}}) {
+    std::vector<std::string> argv = {SG_SERVER_BIN, "--data-dir=" + dir_ + "/bad"};
+    argv.insert(argv.end(), c.args.begin(), c.args.end());
+    auto p = Subprocess::Start(argv);
+    ASSERT_TRUE(p.ok());
+    EXPECT_EQ((*p)->Wait(absl::Seconds(30)), 2) << c.args[0] << "\n" << (*p)->Output();
+    EXPECT_NE((*p)->Output().find(c.named), std::string::npos)
+        << c.args[0] << "\n" << (*p)->Output();
+  }
+}
+
 }  // namespace
 }  // namespace sg
