@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -325,6 +326,21 @@ class Upstream {
         }
         break;
       }
+      if (q.count("big")) {  // a large body, written in pieces
+        const size_t n = std::stoul(q["big"]);
+        if (!SendAll(fd, "HTTP/1.1 200 OK\r\nContent-Length: " +
+                             std::to_string(n) + "\r\n\r\n")) {
+          break;
+        }
+        const std::string piece(64 * 1024, 'b');
+        size_t left = n;
+        while (left > 0) {
+          const size_t k = std::min(left, piece.size());
+          if (!SendAll(fd, std::string_view(piece).substr(0, k))) break;
+          left -= k;
+        }
+        continue;
+      }
       std::string body = req->start_line + "\n";
       for (const auto& [k, v] : req->headers) body += k + ": " + v + "\n";
       body += "body-bytes: " + std::to_string(req->body.size()) + "\n";
@@ -475,6 +491,16 @@ class EdgeTest : public ::testing::Test {
   int port_ = 0;
   int admin_port_ = 0;
 };
+
+// Resident set size of a process, from /proc.
+int64_t RssKiB(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6));
+  }
+  return -1;
+}
 
 // A line of the upstream's echo body, e.g. "X-Session-Status: loaded".
 bool Echoed(const HttpMessage& m, std::string_view line) {
@@ -826,6 +852,83 @@ TEST_F(EdgeTest, SeedEndpointsAnswerWithoutSessions) {
   EXPECT_EQ(ReadyzStatus(), 200);
 }
 
+TEST_F(EdgeTest, TimeoutsAnswer408And504AndRefusedUpstream502) {
+  StartAll({"--header-timeout=300ms", "--upstream-timeout=300ms"});
+  ASSERT_FALSE(HasFatalFailure());
+  // A request head that never completes.
+  int fd = ConnectTo(port_);
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(SendAll(fd, "GET /assets/a.js HTTP/1.1\r\nHost: a\r\n"));
+  auto r = Reader(fd).Read(false);
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->status, 408);
+  close(fd);
+  // An upstream slower than --upstream-timeout.
+  EXPECT_EQ(Do(Get("/assets/slow.js?delay_ms=2000", kBrowser)).status, 504);
+  // The edge keeps serving.
+  EXPECT_EQ(Do(Get("/assets/a.js", kBrowser)).status, 200);
+  const std::string metrics = Metrics();
+  EXPECT_EQ(MetricSum(metrics, "sg_edge_local_replies_total{code=\"408\"}"), 1);
+  EXPECT_EQ(MetricSum(metrics,
+                      "sg_edge_upstream_errors_total{kind="
+                      "\"response_timeout\"}"),
+            1);
+
+  // An upstream port nobody listens on.
+  int probe = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(probe, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  socklen_t len = sizeof(addr);
+  getsockname(probe, reinterpret_cast<sockaddr*>(&addr), &len);
+  close(probe);
+  edge_.reset();
+  StartEdge(
+      {"--upstream=http://127.0.0.1:" + std::to_string(ntohs(addr.sin_port))});
+  ASSERT_FALSE(HasFatalFailure());
+  HttpMessage bad = Do(Get("/assets/a.js", kBrowser));
+  EXPECT_EQ(bad.status, 502);
+  EXPECT_EQ(MetricSum(Metrics(),
+                      "sg_edge_upstream_errors_total{kind="
+                      "\"connect\"}"),
+            1);
+}
+
+TEST_F(EdgeTest, ShadowModeCountsDecisionsButBypassesNothing) {
+  StartAll({"--classifier-mode=shadow"});
+  ASSERT_FALSE(HasFatalFailure());
+  // A bot that the enforcing edge would bypass: here it gets the session
+  // flow, and the would-be decision is counted.
+  HttpMessage r = Do(Get("/?set=" + B64("x"),
+                         "User-Agent: Googlebot/2.1\r\n"
+                         "X-Forwarded-For: 203.0.113.7\r\n"));
+  EXPECT_TRUE(Echoed(r, "X-Session-Status: none")) << r.body;
+  EXPECT_TRUE(r.SessionSetCookie().has_value());
+  const std::string metrics = Metrics();
+  EXPECT_EQ(MetricSum(metrics, "sg_edge_classifier_shadow_mode"), 1);
+  EXPECT_EQ(MetricSum(metrics,
+                      "sg_edge_requests_total{decision=\"bypass\","
+                      "reason=\"internal_ua:googlebot\"}"),
+            1);
+}
+
+TEST_F(EdgeTest, LargeResponseIsStreamedNotBuffered) {
+  StartAll();
+  ASSERT_FALSE(HasFatalFailure());
+  EXPECT_EQ(Do(Get("/assets/warm.bin?big=1000000", kBrowser)).body.size(),
+            1000000u);
+  const int64_t before = RssKiB(edge_->pid());
+  constexpr size_t kBig = 96u << 20;
+  HttpMessage r =
+      Do(Get("/assets/huge.bin?big=" + std::to_string(kBig), kBrowser));
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body.size(), kBig);
+  const int64_t after = RssKiB(edge_->pid());
+  EXPECT_LT(after - before, 16 * 1024)
+      << "RSS " << before << " KiB -> " << after << " KiB";
+}
+
 TEST_F(EdgeTest, FailOpenProxiesAsUnavailableWhenServerIsKilled) {
   StartAll({"--fail-mode=open", "--session-timeout=200ms",
             "--breaker-failures=3", "--breaker-cooldown=30s"});
@@ -1007,15 +1110,6 @@ TEST_F(EdgeTest, InFlightSlowRequestFinishesDuringDrain) {
 
 // 100,000 bypassed requests over keep-alive connections (pipelined): the
 // session count does not move and the edge's RSS stays flat.
-int64_t RssKiB(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6));
-  }
-  return -1;
-}
-
 TEST_F(EdgeTest, FloodOfBypassedRequestsKeepsSessionsAndMemoryFlat) {
   StartAll();
   ASSERT_FALSE(HasFatalFailure());
