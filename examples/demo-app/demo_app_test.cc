@@ -1,5 +1,8 @@
 #include "examples/demo-app/demo_app.h"
 
+#include <stdlib.h>
+
+#include <filesystem>
 #include <fstream>
 
 #include "absl/strings/escaping.h"
@@ -96,7 +99,8 @@ TEST_F(DemoAppTest, BuiltInAssetsAndGeneratedScripts) {
 }
 
 TEST_F(DemoAppTest, AssetsDirFilesWinOverBuiltIns) {
-  const std::string dir = ::testing::TempDir();
+  std::string dir = ::testing::TempDir() + "/demo_assets_XXXXXX";
+  ASSERT_NE(mkdtemp(dir.data()), nullptr);
   std::ofstream(dir + "/main.js") << "custom();";
   auto app = DemoApp::Create({.assets_dir = dir}, &clock_);
   ASSERT_TRUE(app.ok()) << app.status();
@@ -105,6 +109,7 @@ TEST_F(DemoAppTest, AssetsDirFilesWinOverBuiltIns) {
   req.target = "/assets/main.js";
   EXPECT_EQ((*app)->Handle(req).body, "custom();");
   EXPECT_FALSE(DemoApp::Create({.assets_dir = dir + "/missing"}, &clock_).ok());
+  std::filesystem::remove_all(dir);
 }
 
 TEST_F(DemoAppTest, LoginSetsPrincipalAndSessionDataKeepingTheCounter) {
