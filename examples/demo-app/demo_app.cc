@@ -283,7 +283,7 @@ DemoResponse DemoApp::Page(const DemoRequest& request) const {
       "</head>\n<body>\n"
       "<h1><img class=\"logo\" src=\"/assets/logo.png\" alt=\"\"> "
       "SessionGrid demo</h1>\n"
-      "<p>This page: <span id=\"state\" data-logged-in=\"",
+      "<p>You are: <span id=\"state\" data-logged-in=\"",
       session.user.empty() ? "false" : "true", "\" data-counter=\"",
       session.counter, "\">", state, "</span></p>\n",
       "<p>Session status the edge sent with this page: <code>",
