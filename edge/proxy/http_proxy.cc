@@ -62,6 +62,14 @@ namespace net = boost::asio;
 using tcp = net::ip::tcp;
 using error_code = boost::system::error_code;
 using SteadyClock = std::chrono::steady_clock;
+// Concrete executor types: the type-erased any_io_executor costs a
+// copy/destroy per operation on the hot path.
+using Executor = net::io_context::executor_type;
+using Socket = net::basic_stream_socket<tcp, Executor>;
+using Stream = beast::basic_stream<tcp, Executor>;
+using Timer =
+    net::basic_waitable_timer<SteadyClock, net::wait_traits<SteadyClock>,
+                              Executor>;
 
 constexpr size_t kRelayBufferBytes = 16 * 1024;
 constexpr uint32_t kUpstreamHeaderLimit = 64 * 1024;
@@ -209,8 +217,8 @@ struct Shared {
 // Upstream connections and the per-thread pool.
 
 struct UpstreamConn {
-  explicit UpstreamConn(net::any_io_executor ex) : stream(std::move(ex)) {}
-  beast::tcp_stream stream;
+  explicit UpstreamConn(Executor ex) : stream(std::move(ex)) {}
+  Stream stream;
   beast::flat_buffer buffer;
   SteadyClock::time_point idle_since;
 };
@@ -289,7 +297,7 @@ struct Worker {
 class ProxyConnection final
     : public std::enable_shared_from_this<ProxyConnection> {
  public:
-  ProxyConnection(Shared* shared, Worker* worker, tcp::socket socket)
+  ProxyConnection(Shared* shared, Worker* worker, Socket socket)
       : sh_(shared),
         w_(worker),
         sock_(std::move(socket)),
@@ -620,6 +628,11 @@ class ProxyConnection final
   void WriteRequestHeader() {
     upstream_start_ = absl::Now();
     req_sr_.emplace(req_->get());
+    if (!req_->is_done() && !expect_continue_ && cbuf_.size() > 0) {
+      // Body bytes already arrived with the head: parse them first and send
+      // head and body in one write.
+      return ReadRequestBody();
+    }
     up_->stream.expires_after(Chrono(sh_->options.upstream_timeout));
     http::async_write_header(
         up_->stream, *req_sr_,
@@ -836,6 +849,12 @@ class ProxyConnection final
     res.version(11);
     sh_->metrics->CountResponse(res.result_int());
     resp_sr_.emplace(res);
+    if (!tunnel && has_body_ && up_->buffer.size() > 0) {
+      // Body bytes came with the head (the usual small response): parse
+      // them first and send head and body in one write. Otherwise the head
+      // goes out alone, at once (a streaming upstream may pause).
+      return ReadResponseBody();
+    }
     op_ = ClientOp::kWrite;
     SetDeadline(sh_->options.idle_timeout);
     http::async_write_header(
@@ -1079,8 +1098,8 @@ class ProxyConnection final
 
   Shared* const sh_;
   Worker* const w_;
-  tcp::socket sock_;
-  net::steady_timer timer_;
+  Socket sock_;
+  Timer timer_;
   SteadyClock::time_point deadline_ = SteadyClock::time_point::max();
   ClientOp op_ = ClientOp::kNone;
   bool timed_out_ = false;
@@ -1407,8 +1426,8 @@ class EdgeServerImpl final : public EdgeServer {
   void DoAccept() {
     Worker* target = workers_[next_worker_++ % workers_.size()].get();
     acceptor_->async_accept(
-        net::any_io_executor(target->ioc.get_executor()),
-        [this, target](error_code ec, tcp::socket socket) {
+        target->ioc.get_executor(),
+        [this, target](error_code ec, Socket socket) {
           if (!ec) {
             auto c = std::make_shared<ProxyConnection>(&shared_, target,
                                                        std::move(socket));
@@ -1438,7 +1457,7 @@ class EdgeServerImpl final : public EdgeServer {
     acceptor_->non_blocking(true, ec);
     for (;;) {
       Worker* target = workers_[next_worker_++ % workers_.size()].get();
-      tcp::socket socket(target->ioc);
+      Socket socket(target->ioc.get_executor());
       acceptor_->accept(socket, ec);
       if (ec) break;
       auto c = std::make_shared<ProxyConnection>(&shared_, target,
