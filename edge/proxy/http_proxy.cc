@@ -336,10 +336,15 @@ class ProxyConnection final
   // Drain: the listener closed. Runs on the worker thread. An idle
   // keep-alive connection closes now; a busy one after its response.
   void OnClosing() {
-    if (op_ == ClientOp::kIdle) {
-      error_code ec;
-      sock_.cancel(ec);
+    if (op_ != ClientOp::kIdle) return;
+    if (exchanges_ == 0) {
+      // Just accepted: its first request is probably on the way. Give it
+      // the head timeout instead of the keep-alive idle time.
+      SetDeadline(sh_->options.header_timeout);
+      return;
     }
+    error_code ec;
+    sock_.cancel(ec);
   }
 
  private:
@@ -380,7 +385,8 @@ class ProxyConnection final
 
   void ReadNext() {
     ResetExchange();
-    if (sh_->closing.load(std::memory_order_acquire) && cbuf_.size() == 0) {
+    if (sh_->closing.load(std::memory_order_acquire) && cbuf_.size() == 0 &&
+        exchanges_ > 0) {
       return CloseGracefully();
     }
     if (cbuf_.size() > 0) return ReadHeader();  // pipelined
@@ -913,6 +919,7 @@ class ProxyConnection final
   }
 
   void FinishExchange() {
+    ++exchanges_;
     if (up_ && resp_ && resp_->is_done() && resp_->keep_alive() && req_ &&
         req_->is_done() && up_->buffer.size() == 0) {
       w_->pool.Put(std::move(up_));
@@ -966,6 +973,7 @@ class ProxyConnection final
                         self->op_ = ClientOp::kNone;
                         self->ClearDeadline();
                         if (ec) return self->Abort();
+                        ++self->exchanges_;
                         if (!self->keep_alive_) return self->CloseGracefully();
                         self->ReadNext();
                       });
@@ -1103,6 +1111,7 @@ class ProxyConnection final
   SteadyClock::time_point deadline_ = SteadyClock::time_point::max();
   ClientOp op_ = ClientOp::kNone;
   bool timed_out_ = false;
+  uint64_t exchanges_ = 0;  // responses completed on this connection
 
   std::optional<classifier::IpAddress> peer_ip_;
   std::string peer_text_;
