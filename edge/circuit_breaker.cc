@@ -29,13 +29,16 @@ CircuitBreaker::CircuitBreaker(const CircuitBreakerOptions& options,
     : options_(options), clock_(clock) {}
 
 bool CircuitBreaker::Allow() {
+  if (state_.load(std::memory_order_acquire) == BreakerState::kClosed) {
+    return true;
+  }
   absl::MutexLock lock(&mu_);
-  switch (state_) {
+  switch (state_.load(std::memory_order_relaxed)) {
     case BreakerState::kClosed:
       return true;
     case BreakerState::kOpen:
       if (clock_->Now() < open_until_) return false;
-      state_ = BreakerState::kHalfOpen;
+      state_.store(BreakerState::kHalfOpen, std::memory_order_release);
       probe_in_flight_ = true;
       return true;
     case BreakerState::kHalfOpen:
@@ -47,18 +50,25 @@ bool CircuitBreaker::Allow() {
 }
 
 void CircuitBreaker::Record(bool success) {
+  if (success &&
+      state_.load(std::memory_order_acquire) == BreakerState::kClosed &&
+      consecutive_failures_.load(std::memory_order_relaxed) == 0) {
+    return;
+  }
   absl::MutexLock lock(&mu_);
   if (success) {
-    consecutive_failures_ = 0;
-    state_ = BreakerState::kClosed;
+    consecutive_failures_.store(0, std::memory_order_relaxed);
+    state_.store(BreakerState::kClosed, std::memory_order_release);
     probe_in_flight_ = false;
     return;
   }
-  ++consecutive_failures_;
-  if (state_ == BreakerState::kHalfOpen ||
-      (state_ == BreakerState::kClosed &&
-       consecutive_failures_ >= options_.failure_threshold)) {
-    state_ = BreakerState::kOpen;
+  const int failures =
+      consecutive_failures_.fetch_add(1, std::memory_order_relaxed) + 1;
+  const BreakerState state = state_.load(std::memory_order_relaxed);
+  if (state == BreakerState::kHalfOpen ||
+      (state == BreakerState::kClosed &&
+       failures >= options_.failure_threshold)) {
+    state_.store(BreakerState::kOpen, std::memory_order_release);
     open_until_ = clock_->Now() + options_.cooldown;
     probe_in_flight_ = false;
     ++opened_count_;
@@ -68,8 +78,7 @@ void CircuitBreaker::Record(bool success) {
 }
 
 BreakerState CircuitBreaker::state() const {
-  absl::MutexLock lock(&mu_);
-  return state_;
+  return state_.load(std::memory_order_acquire);
 }
 
 int64_t CircuitBreaker::opened_count() const {

@@ -52,6 +52,8 @@ struct EdgeOptions {
   absl::Duration session_ttl = absl::ZeroDuration();  // service default
   FailMode fail_mode = FailMode::kOpen;
   absl::Duration session_timeout = absl::Milliseconds(250);
+  // Coalesce concurrent Gets/Creates into BatchGet/BatchCreate RPCs.
+  bool session_batching = true;
   CircuitBreakerOptions breaker;
 
   // HTTP limits and timeouts.

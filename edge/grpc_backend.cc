@@ -39,6 +39,16 @@ void Run(absl::Duration deadline, Req request,
 
 void GrpcSessionBackend::Get(v1::GetRequest request,
                              Callback<v1::GetResponse> done) {
+  if (batcher_ != nullptr) {
+    batcher_->Get(std::move(request),
+                  [done = std::move(done)](absl::StatusOr<v1::Session> s) {
+                    if (!s.ok()) return done(s.status());
+                    v1::GetResponse resp;
+                    *resp.mutable_session() = std::move(*s);
+                    done(std::move(resp));
+                  });
+    return;
+  }
   auto* stub = client_->NextSessionStub();
   Run(deadline_, std::move(request), std::move(done),
       [stub](auto* ctx, auto* req, auto* resp, auto cb) {
@@ -48,6 +58,16 @@ void GrpcSessionBackend::Get(v1::GetRequest request,
 
 void GrpcSessionBackend::Create(v1::CreateRequest request,
                                 Callback<v1::CreateResponse> done) {
+  if (batcher_ != nullptr) {
+    batcher_->Create(std::move(request),
+                     [done = std::move(done)](absl::StatusOr<v1::Session> s) {
+                       if (!s.ok()) return done(s.status());
+                       v1::CreateResponse resp;
+                       *resp.mutable_session() = std::move(*s);
+                       done(std::move(resp));
+                     });
+    return;
+  }
   auto* stub = client_->NextSessionStub();
   Run(deadline_, std::move(request), std::move(done),
       [stub](auto* ctx, auto* req, auto* resp, auto cb) {

@@ -5,6 +5,7 @@
 
 #include "absl/time/time.h"
 #include "edge/session_flow.h"
+#include "sessiongrid/batcher.h"
 #include "sessiongrid/client.h"
 
 namespace sg::edge {
@@ -13,9 +14,12 @@ namespace sg::edge {
 class GrpcSessionBackend final : public SessionBackend {
  public:
   // Every call gets `deadline` (no retries: the edge's budget per request
-  // is one deadline; the circuit breaker handles a dead service).
-  GrpcSessionBackend(const client::Client* client, absl::Duration deadline)
-      : client_(client), deadline_(deadline) {}
+  // is one deadline; the circuit breaker handles a dead service). With a
+  // `batcher`, Get and Create go through it: concurrent calls from many
+  // requests share BatchGet/BatchCreate RPCs (alone under light load).
+  GrpcSessionBackend(const client::Client* client, absl::Duration deadline,
+                     client::SessionBatcher* batcher = nullptr)
+      : client_(client), deadline_(deadline), batcher_(batcher) {}
 
   void Get(sessiongrid::v1::GetRequest request,
            Callback<sessiongrid::v1::GetResponse> done) override;
@@ -31,6 +35,7 @@ class GrpcSessionBackend final : public SessionBackend {
  private:
   const client::Client* const client_;
   const absl::Duration deadline_;
+  client::SessionBatcher* const batcher_;
 };
 
 }  // namespace sg::edge

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/synchronization/mutex.h"
 #include "common/flags.h"
 #include "common/log.h"
 #include "edge/classifier/classifier.h"
@@ -130,6 +131,9 @@ int main(int argc, char** argv) {
       });
   flags.AddDuration("session-timeout", &o.session_timeout,
                     "Deadline of each session service call.");
+  flags.AddBool("session-batching", &o.session_batching,
+                "Coalesce concurrent session reads and creates into batch "
+                "RPCs (each goes alone under light load).");
   flags.AddInt("breaker-failures", &breaker_failures,
                "Consecutive session service failures that open the circuit "
                "breaker.");
@@ -221,6 +225,10 @@ int main(int argc, char** argv) {
 
   // Block the stop signals before any thread starts, so only sigwait sees
   // them.
+  // Deadlock detection walks a global graph on every Mutex acquisition: a
+  // debugging aid, not for the request path.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGTERM);

@@ -147,6 +147,7 @@ struct Shared {
   classifier::CidrSet trusted_proxies;
   std::unique_ptr<EdgeMetrics> metrics;
   std::unique_ptr<client::Client> client;
+  std::unique_ptr<client::SessionBatcher> batcher;
   std::unique_ptr<GrpcSessionBackend> backend;
   std::unique_ptr<CookieSigner> signer;
   std::unique_ptr<SessionFlow> flow;
@@ -1316,8 +1317,15 @@ class EdgeServerImpl final : public EdgeServer {
     auto c = client::Client::Create(copts);
     if (!c.ok()) return c.status();
     sh.client = *std::move(c);
+    if (sh.options.session_batching) {
+      client::BatcherOptions bo;
+      bo.deadline = sh.options.session_timeout;
+      auto batcher = client::SessionBatcher::Create(sh.client.get(), bo);
+      if (!batcher.ok()) return batcher.status();
+      sh.batcher = *std::move(batcher);
+    }
     sh.backend = std::make_unique<GrpcSessionBackend>(
-        sh.client.get(), sh.options.session_timeout);
+        sh.client.get(), sh.options.session_timeout, sh.batcher.get());
     auto signer = CookieSigner::Create(sh.options.cookie_secrets);
     if (!signer.ok()) return signer.status();
     sh.signer = *std::move(signer);
