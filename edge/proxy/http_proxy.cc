@@ -233,16 +233,20 @@ class UpstreamPool {
     shared_->pool_idle.fetch_sub(static_cast<int64_t>(idle_.size()));
   }
 
-  // An idle connection that still looks open, or null.
-  std::unique_ptr<UpstreamConn> Take() {
+  // An idle connection that still looks open, or null. A connection used
+  // within the last kTrustRecent is taken without the peek (a syscall) when
+  // the request may be retried should the upstream have just closed it.
+  std::unique_ptr<UpstreamConn> Take(bool retryable) {
+    static constexpr auto kTrustRecent = std::chrono::seconds(1);
     const auto now = SteadyClock::now();
     const auto max_idle = Chrono(shared_->options.upstream_idle_timeout);
     while (!idle_.empty()) {
       std::unique_ptr<UpstreamConn> c = std::move(idle_.back());
       idle_.pop_back();
       shared_->pool_idle.fetch_sub(1, std::memory_order_relaxed);
-      if (now - c->idle_since > max_idle) continue;
-      if (!LooksOpen(*c)) continue;
+      const auto idle = now - c->idle_since;
+      if (idle > max_idle) continue;
+      if ((!retryable || idle > kTrustRecent) && !LooksOpen(*c)) continue;
       return c;
     }
     return nullptr;
@@ -602,7 +606,9 @@ class ProxyConnection final
   // ---- upstream ----
 
   void AcquireUpstream() {
-    up_ = retried_ ? nullptr : w_->pool.Take();
+    up_ = retried_ ? nullptr
+                   : w_->pool.Take(/*retryable=*/!body_pending_ &&
+                                   method_idempotent_);
     if (up_) {
       up_reused_ = true;
       sh_->metrics->CountUpstreamConnection(/*reused=*/true);
@@ -633,7 +639,7 @@ class ProxyConnection final
   }
 
   void WriteRequestHeader() {
-    upstream_start_ = absl::Now();
+    upstream_start_ = SteadyClock::now();
     req_sr_.emplace(req_->get());
     if (!req_->is_done() && !expect_continue_ && cbuf_.size() > 0) {
       // Body bytes already arrived with the head: parse them first and send
@@ -754,7 +760,8 @@ class ProxyConnection final
     if (status >= 100 && status < 200 && status != 101) {
       return ReadResponseHeader();  // interim (100, 103): not forwarded
     }
-    sh_->metrics->ObserveUpstream(absl::Now() - upstream_start_);
+    sh_->metrics->ObserveUpstream(
+        absl::FromChrono(SteadyClock::now() - upstream_start_));
     if (status == 101 && !is_upgrade_) {
       up_.reset();
       sh_->metrics->CountUpstreamError(UpstreamError::kProtocol);
@@ -1129,7 +1136,7 @@ class ProxyConnection final
   std::unique_ptr<char[]> req_buf_;
   std::unique_ptr<char[]> resp_buf_;
   SessionState session_;
-  absl::Time upstream_start_;
+  SteadyClock::time_point upstream_start_;
   unsigned client_version_ = 11;
   bool client_keep_alive_ = false;
   bool keep_alive_ = false;
