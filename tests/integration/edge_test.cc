@@ -233,6 +233,9 @@ constexpr std::string_view kBrowser =
 //   destroy=1     -> X-Session-Destroy  regenerate=1  -> X-Session-Regenerate
 //   evilcookie=1  -> Set-Cookie connect.sid=... plus an unrelated cookie
 //   delay_ms=N    -> answers after N ms
+//   closeafter=1  -> closes the connection after answering (keep-alive
+//                    announced)
+//   big=N         -> an N-byte body
 // /ws with Upgrade answers 101 and echoes raw bytes. Otherwise the body
 // lists the request line and every header it received, one per line.
 class Upstream {
@@ -360,6 +363,9 @@ class Upstream {
       }
       head += "\r\n";
       if (!SendAll(fd, head + (method == "HEAD" ? "" : body))) break;
+      // Closes after a response that claimed keep-alive (as an upstream
+      // with a short keep-alive timeout does).
+      if (q.count("closeafter")) break;
     }
     shutdown(fd, SHUT_RDWR);
   }
@@ -758,6 +764,31 @@ TEST_F(EdgeTest, KeepAliveAndPipeliningOnOneConnection) {
   ASSERT_TRUE(last.has_value());
   EXPECT_EQ(last->status, 200);
   close(fd);
+}
+
+TEST_F(EdgeTest, StalePooledUpstreamConnectionIsRetriedForIdempotentGet) {
+  StartAll();
+  ASSERT_FALSE(HasFatalFailure());
+  int fd = ConnectTo(port_);  // one client connection: one edge thread
+  ASSERT_GE(fd, 0);
+  Reader reader(fd);
+  ASSERT_TRUE(SendAll(fd, Get("/assets/a.js?closeafter=1", kBrowser)));
+  auto first = reader.Read(false);
+  ASSERT_TRUE(first.has_value());
+  EXPECT_EQ(first->status, 200);
+  // The pooled connection is dead; this GET must still succeed.
+  ASSERT_TRUE(SendAll(fd, Get("/assets/b.js", kBrowser)));
+  auto second = reader.Read(false);
+  ASSERT_TRUE(second.has_value());
+  EXPECT_EQ(second->status, 200);
+  EXPECT_NE(second->body.find("GET /assets/b.js"), std::string::npos);
+  close(fd);
+  const std::string metrics = Metrics();
+  EXPECT_EQ(MetricSum(metrics, "sg_edge_upstream_errors_total"), 0);
+  EXPECT_EQ(MetricSum(metrics,
+                      "sg_edge_upstream_connections_total{kind="
+                      "\"opened\"}"),
+            2);
 }
 
 TEST_F(EdgeTest, WebSocketUpgradeTunnelsBytesBothWays) {
