@@ -19,6 +19,7 @@ MIB = 1 << 20
 
 
 def num(v, default=0):
+    """int(v), or `default` for an empty or malformed cell."""
     try:
         return int(v)
     except (TypeError, ValueError):
@@ -43,12 +44,15 @@ def main():
         return 1
     t = [float(r["t_s"]) for r in rows]
     rss = [num(r["rss_bytes"]) / MIB for r in rows]
-    sessions = [num(r["sessions"]) for r in rows]
+    # A stats call that timed out leaves the NodeStats columns empty: a gap
+    # in the sessions line, not a zero.
+    sessions = [num(r["sessions"], None) for r in rows]
+    missed = sum(1 for x in sessions if x is None)
     steady = [i for i, x in enumerate(t) if x >= args.warmup]
     if not steady:
         steady = list(range(len(t)))
     rss_s = [rss[i] for i in steady]
-    ses_s = [sessions[i] for i in steady]
+    ses_s = [sessions[i] for i in steady if sessions[i] is not None]
     levels = sorted({r["memory_level"] for r in rows if r["memory_level"]})
     last = rows[-1]
 
@@ -64,12 +68,14 @@ def main():
     summary = {
         "duration_s": round(t[-1], 1),
         "samples": len(rows),
+        "stats_samples_missed": missed,
         "warmup_s": args.warmup,
         "limit_mib": round(args.limit_bytes / MIB, 1) if args.limit_bytes else 0,
         "rss_min_mib": round(lo, 1),
         "rss_max_mib": round(hi, 1),
         "rss_mean_mib": round(statistics.mean(rss_s), 1),
         "rss_spread_pct_of_max": round(100.0 * (hi - lo) / hi, 1) if hi else 0,
+        "rss_spread_pct_of_min": round(100.0 * (hi - lo) / lo, 1) if lo else 0,
         "rss_peak_all_mib": round(max(rss), 1),
         "sessions_min": min(ses_s),
         "sessions_max": max(ses_s),
@@ -102,10 +108,10 @@ def main():
     ax.set_ylabel("MiB")
     ax.set_ylim(bottom=0)
     ax2 = ax.twinx()
-    ax2.plot(minutes, sessions, color="tab:green", lw=1, alpha=0.8,
-             label="sessions stored")
+    ax2.plot(minutes, [float("nan") if x is None else x for x in sessions],
+             color="tab:green", lw=1, alpha=0.8, label="sessions stored")
     ax2.set_ylabel("sessions")
-    ax2.set_ylim(bottom=0, top=max(sessions) * 1.3 + 1)
+    ax2.set_ylim(bottom=0, top=max(x for x in sessions if x is not None) * 1.3 + 1)
     lines = ax.get_legend_handles_labels()
     lines2 = ax2.get_legend_handles_labels()
     ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], loc="upper left",
