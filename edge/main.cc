@@ -6,6 +6,7 @@
 #include <fstream>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
@@ -255,6 +256,13 @@ int main(int argc, char** argv) {
   int sig = 0;
   sigwait(&stop_signals, &sig);
   sg::LogInfo("stopping", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
+  // A second signal during the drain means "now".
+  std::thread([stop_signals] {
+    int again = 0;
+    sigwait(&stop_signals, &again);
+    sg::LogWarn("second signal during drain: exiting now");
+    std::_Exit(1);
+  }).detach();
   const int left = (*server)->Drain();
   if (left > 0) {
     sg::LogWarn("drain timeout", {{"connections_cut", std::to_string(left)}});
