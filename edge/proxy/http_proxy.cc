@@ -127,6 +127,10 @@ std::string Hostname() {
   return name;
 }
 
+bool IsWouldBlock(const error_code& ec) {
+  return ec == net::error::would_block || ec == net::error::try_again;
+}
+
 // A parse error of Beast's HTTP parser (the client sent bad HTTP).
 bool IsHttpError(const error_code& ec) {
   return ec.category() ==
@@ -333,6 +337,9 @@ class ProxyConnection final
     peer_text_ = PeerText(peer.address());
     peer_trusted_ = sh_->trusted_proxies.Match(*peer_ip_) >= 0;
     sock_.set_option(tcp::no_delay(true), ec);
+    // The hot path first tries each step synchronously (no scheduler round
+    // trip) and goes asynchronous only on EAGAIN.
+    sock_.non_blocking(true, ec);
     timer_.expires_at(SteadyClock::time_point::max());
     WatchDeadline();
     ReadNext();
@@ -412,6 +419,9 @@ class ProxyConnection final
     req_->header_limit(static_cast<uint32_t>(sh_->options.max_header_bytes));
     req_->body_limit(sh_->options.max_body_bytes);
     SetDeadline(sh_->options.header_timeout);
+    error_code ec;
+    http::read_header(sock_, cbuf_, *req_, ec);  // usually already buffered
+    if (!IsWouldBlock(ec)) return OnHeader(ec);
     http::async_read_header(sock_, cbuf_, *req_,
                             [self = shared_from_this()](error_code ec, size_t) {
                               self->OnHeader(ec);
@@ -635,6 +645,7 @@ class ProxyConnection final
     sh_->metrics->CountUpstreamConnection(/*reused=*/false);
     error_code ignored;
     up_->stream.socket().set_option(tcp::no_delay(true), ignored);
+    up_->stream.socket().non_blocking(true, ignored);
     WriteRequestHeader();
   }
 
@@ -646,15 +657,22 @@ class ProxyConnection final
       // head and body in one write.
       return ReadRequestBody();
     }
+    error_code ec;
+    http::write_header(up_->stream.socket(), *req_sr_, ec);
+    if (!IsWouldBlock(ec)) return AfterRequestHeader(ec);
     up_->stream.expires_after(Chrono(sh_->options.upstream_timeout));
     http::async_write_header(
         up_->stream, *req_sr_,
         [self = shared_from_this()](error_code ec, size_t) {
-          if (ec) return self->OnUpstreamFailure(ec, /*wrote_body=*/false);
-          if (self->req_->is_done()) return self->ReadResponseHeader();
-          if (self->expect_continue_) return self->SendContinue();
-          self->ReadRequestBody();
+          self->AfterRequestHeader(ec);
         });
+  }
+
+  void AfterRequestHeader(error_code ec) {
+    if (ec) return OnUpstreamFailure(ec, /*wrote_body=*/false);
+    if (req_->is_done()) return ReadResponseHeader();
+    if (expect_continue_) return SendContinue();
+    ReadRequestBody();
   }
 
   // A retry is safe only for a body-less idempotent request on a pooled
@@ -865,9 +883,25 @@ class ProxyConnection final
     resp_sr_.emplace(res);
     if (!tunnel && has_body_ && up_->buffer.size() > 0) {
       // Body bytes came with the head (the usual small response): parse
-      // them first and send head and body in one write. Otherwise the head
+      // them now and send head and body in one write. Otherwise the head
       // goes out alone, at once (a streaming upstream may pause).
-      return ReadResponseBody();
+      if (!resp_buf_) resp_buf_.reset(new char[kRelayBufferBytes]);
+      auto& body = res.body();
+      body.data = resp_buf_.get();
+      body.size = kRelayBufferBytes;
+      error_code ec;
+      http::read_some(up_->stream.socket(), up_->buffer, *resp_, ec);
+      if (IsWouldBlock(ec) || ec == http::error::need_buffer) ec = {};
+      return OnResponseBodyRead(ec);
+    }
+    if (!tunnel) {
+      error_code ec;
+      http::write_header(sock_, *resp_sr_, ec);
+      if (!IsWouldBlock(ec)) {
+        if (ec) return Abort();
+        if (!has_body_) return FinishExchange();
+        return ReadResponseBody();
+      }
     }
     op_ = ClientOp::kWrite;
     SetDeadline(sh_->options.idle_timeout);
@@ -911,19 +945,26 @@ class ProxyConnection final
     body.size = n;
     body.more = !resp_->is_done();
     if (n == 0 && body.more) return ReadResponseBody();
+    // Non-blocking attempt first; the next read is always asynchronous, so
+    // this never recurses through a long body.
+    error_code wec;
+    http::write(sock_, *resp_sr_, wec);
+    if (!IsWouldBlock(wec)) return AfterResponseWrite(wec);
     op_ = ClientOp::kWrite;
     SetDeadline(sh_->options.idle_timeout);
     http::async_write(sock_, *resp_sr_,
                       [self = shared_from_this()](error_code ec, size_t) {
-                        if (ec == http::error::need_buffer) ec = {};
                         self->op_ = ClientOp::kNone;
                         self->ClearDeadline();
-                        if (ec) return self->Abort();
-                        if (self->resp_->is_done()) {
-                          return self->FinishExchange();
-                        }
-                        self->ReadResponseBody();
+                        self->AfterResponseWrite(ec);
                       });
+  }
+
+  void AfterResponseWrite(error_code ec) {
+    if (ec == http::error::need_buffer) ec = {};
+    if (ec) return Abort();
+    if (resp_->is_done()) return FinishExchange();
+    ReadResponseBody();
   }
 
   void FinishExchange() {
