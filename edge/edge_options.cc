@@ -113,6 +113,9 @@ absl::Status EdgeOptions::Validate() const {
     return bad("session_service", "is required (HOST:PORT[,HOST:PORT...])");
   }
   if (threads < 0 || threads > 256) return bad("threads", "must be 0..256");
+  if (session_batch_in_flight < 1 || session_batch_in_flight > 64) {
+    return bad("session_batch_in_flight", "must be 1..64");
+  }
   if (!IsCookieName(cookie_name)) {
     return bad("cookie_name", "must be a cookie name token");
   }

@@ -65,6 +65,7 @@ int main(int argc, char** argv) {
   int64_t breaker_failures = o.breaker.failure_threshold;
   int64_t upstream_max_idle = o.upstream_max_idle;
   int64_t max_sessions = o.max_sessions;
+  int64_t batch_in_flight = o.session_batch_in_flight;
 
   sg::FlagSet flags("sessiongrid-edge",
                     "the SessionGrid edge node: an HTTP/1.1 reverse proxy "
@@ -135,6 +136,9 @@ int main(int argc, char** argv) {
   flags.AddBool("session-batching", &o.session_batching,
                 "Coalesce concurrent session reads and creates into batch "
                 "RPCs (each goes alone under light load).");
+  flags.AddInt("session-batch-in-flight", &batch_in_flight,
+               "Batch RPCs outstanding at once per kind (fewer: larger "
+               "batches, fewer wakeups; more: lower latency).");
   flags.AddInt("breaker-failures", &breaker_failures,
                "Consecutive session service failures that open the circuit "
                "breaker.");
@@ -187,6 +191,7 @@ int main(int argc, char** argv) {
   o.breaker.failure_threshold = static_cast<int>(breaker_failures);
   o.upstream_max_idle = static_cast<int>(upstream_max_idle);
   o.max_sessions = max_sessions;
+  o.session_batch_in_flight = static_cast<int>(batch_in_flight);
   o.trusted_proxies = sg::edge::SplitList(trusted_proxies);
   if (cookie_max_age < absl::ZeroDuration()) {
     FlagError("cookie-max-age", "must be >= 0");

@@ -1368,6 +1368,7 @@ class EdgeServerImpl final : public EdgeServer {
     if (sh.options.session_batching) {
       client::BatcherOptions bo;
       bo.deadline = sh.options.session_timeout;
+      bo.max_in_flight = sh.options.session_batch_in_flight;
       auto batcher = client::SessionBatcher::Create(sh.client.get(), bo);
       if (!batcher.ok()) return batcher.status();
       sh.batcher = *std::move(batcher);
