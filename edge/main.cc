@@ -1,6 +1,7 @@
 // sessiongrid-edge: flags, wiring and signals. Everything else lives in
 // sg_edge (edge/) and sg_classifier (edge/classifier/).
 #include <signal.h>
+#include <sys/resource.h>
 
 #include <cstdio>
 #include <fstream>
@@ -231,6 +232,14 @@ int main(int argc, char** argv) {
 
   // Block the stop signals before any thread starts, so only sigwait sees
   // them.
+  // A proxy holds two descriptors per proxied connection: use all the
+  // descriptors the hard limit allows.
+  if (rlimit lim;
+      getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {
+    lim.rlim_cur = lim.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &lim);
+  }
+
   // Deadlock detection walks a global graph on every Mutex acquisition: a
   // debugging aid, not for the request path.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);

@@ -72,6 +72,8 @@ using Timer =
                               Executor>;
 
 constexpr size_t kRelayBufferBytes = 16 * 1024;
+// A read buffer larger than this is released when its connection idles.
+constexpr size_t kIdleBufferBytes = 8 * 1024;
 constexpr uint32_t kUpstreamHeaderLimit = 64 * 1024;
 constexpr auto kLingerTime = std::chrono::seconds(2);
 constexpr std::string_view kVia = "1.1 sessiongrid-edge";
@@ -291,10 +293,31 @@ class ProxyConnection;
 // Member order matters: the registry outlives the io_context (pending
 // handlers own connections that deregister when destroyed), and the pool
 // (sockets of the io_context) dies first.
+// Relay buffers (kRelayBufferBytes) lent to connections while they move a
+// body, so an idle keep-alive connection holds none. Worker thread only.
+class BufferPool {
+ public:
+  std::unique_ptr<char[]> Get() {
+    if (free_.empty())
+      return std::unique_ptr<char[]>(new char[kRelayBufferBytes]);
+    std::unique_ptr<char[]> b = std::move(free_.back());
+    free_.pop_back();
+    return b;
+  }
+  void Put(std::unique_ptr<char[]> b) {
+    if (b && free_.size() < kMaxFree) free_.push_back(std::move(b));
+  }
+
+ private:
+  static constexpr size_t kMaxFree = 64;
+  std::vector<std::unique_ptr<char[]>> free_;
+};
+
 struct Worker {
   explicit Worker(Shared* shared) : pool(shared) {}
   absl::Mutex mu;
   std::unordered_set<ProxyConnection*> connections ABSL_GUARDED_BY(mu);
+  BufferPool buffers;
   net::io_context ioc{1};
   UpstreamPool pool;
   std::thread thread;
@@ -321,6 +344,8 @@ class ProxyConnection final
       absl::MutexLock lock(&w_->mu);
       w_->connections.erase(this);
     }
+    w_->buffers.Put(std::move(req_buf_));
+    w_->buffers.Put(std::move(resp_buf_));
     if (tunnel_open_) sh_->metrics->TunnelClosed();
     sh_->metrics->ConnectionClosed(/*admin=*/false);
   }
@@ -397,6 +422,12 @@ class ProxyConnection final
 
   void ReadNext() {
     ResetExchange();
+    // Going idle: give back what only a body needed.
+    w_->buffers.Put(std::move(req_buf_));
+    w_->buffers.Put(std::move(resp_buf_));
+    if (cbuf_.size() == 0 && cbuf_.capacity() > kIdleBufferBytes) {
+      cbuf_.shrink_to_fit();
+    }
     if (sh_->closing.load(std::memory_order_acquire) && cbuf_.size() == 0 &&
         exchanges_ > 0) {
       return CloseGracefully();
@@ -710,7 +741,7 @@ class ProxyConnection final
   }
 
   void ReadRequestBody() {
-    if (!req_buf_) req_buf_.reset(new char[kRelayBufferBytes]);
+    if (!req_buf_) req_buf_ = w_->buffers.Get();
     auto& body = req_->get().body();
     body.data = req_buf_.get();
     body.size = kRelayBufferBytes;
@@ -885,7 +916,7 @@ class ProxyConnection final
       // Body bytes came with the head (the usual small response): parse
       // them now and send head and body in one write. Otherwise the head
       // goes out alone, at once (a streaming upstream may pause).
-      if (!resp_buf_) resp_buf_.reset(new char[kRelayBufferBytes]);
+      if (!resp_buf_) resp_buf_ = w_->buffers.Get();
       auto& body = res.body();
       body.data = resp_buf_.get();
       body.size = kRelayBufferBytes;
@@ -918,7 +949,7 @@ class ProxyConnection final
   }
 
   void ReadResponseBody() {
-    if (!resp_buf_) resp_buf_.reset(new char[kRelayBufferBytes]);
+    if (!resp_buf_) resp_buf_ = w_->buffers.Get();
     auto& body = resp_->get().body();
     body.data = resp_buf_.get();
     body.size = kRelayBufferBytes;
@@ -971,6 +1002,9 @@ class ProxyConnection final
     ++exchanges_;
     if (up_ && resp_ && resp_->is_done() && resp_->keep_alive() && req_ &&
         req_->is_done() && up_->buffer.size() == 0) {
+      if (up_->buffer.capacity() > kIdleBufferBytes) {
+        up_->buffer.shrink_to_fit();
+      }
       w_->pool.Put(std::move(up_));
     }
     up_.reset();
@@ -979,6 +1013,7 @@ class ProxyConnection final
   }
 
   void ResetExchange() {
+    is_head_ = false;
     req_sr_.reset();
     resp_sr_.reset();
     req_.reset();
@@ -1131,7 +1166,7 @@ class ProxyConnection final
   }
 
   void Linger() {
-    if (!req_buf_) req_buf_.reset(new char[kRelayBufferBytes]);
+    if (!req_buf_) req_buf_ = w_->buffers.Get();
     sock_.async_read_some(net::buffer(req_buf_.get(), kRelayBufferBytes),
                           [self = shared_from_this()](error_code ec, size_t) {
                             if (ec) return self->Close();
