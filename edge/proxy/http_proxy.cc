@@ -968,6 +968,10 @@ class ProxyConnection final
       sh_->metrics->CountUpstreamError(ec == beast::error::timeout
                                            ? UpstreamError::kResponseTimeout
                                            : UpstreamError::kProtocol);
+      if (!resp_sr_->is_header_done()) {  // nothing sent yet: say so
+        up_.reset();
+        return SendLocal(502, "bad gateway\n", true);
+      }
       return Abort();
     }
     auto& body = resp_->get().body();
