@@ -149,6 +149,7 @@ class Classifier final {
   CidrSet trusted_proxies_;
   std::string session_cookie_;
   std::vector<std::string> auth_cookies_;
+  std::vector<std::string> cookie_names_;         // session, then auth cookies
   std::array<uint16_t, kNumReasonKinds> base_{};  // first id of each kind
   std::vector<std::string> names_;                // by reason id
   std::vector<Reason> reasons_;                   // by reason id

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 
+#include <bit>
 #include <charconv>
 #include <cstring>
 
@@ -20,9 +21,14 @@ std::string_view Trim(std::string_view s) {
   return s;
 }
 
+// Big-endian 64-bit load: one load and a byte swap (the byte loop it
+// replaces was not recognized as one and cost ~50 instructions per call).
 uint64_t Load64(const uint8_t* p) {
-  uint64_t v = 0;
-  for (int i = 0; i < 8; ++i) v = (v << 8) | p[i];
+  uint64_t v;
+  std::memcpy(&v, p, 8);
+  if constexpr (std::endian::native == std::endian::little) {
+    v = __builtin_bswap64(v);
+  }
   return v;
 }
 
@@ -31,6 +37,39 @@ uint64_t TopMask(int bits) {
   if (bits <= 0) return 0;
   if (bits >= 64) return ~uint64_t{0};
   return ~uint64_t{0} << (64 - bits);
+}
+
+// Dotted-quad IPv4 exactly as glibc's inet_pton(AF_INET) reads it: four
+// decimal parts of 0..255 without leading zeros, nothing else; a NUL ends
+// the text, as it ends the C string inet_pton is given. Behind a load
+// balancer every request has X-Forwarded-For hops to parse, and
+// inet_pton alone took about 240 instructions per hop.
+bool ParseV4(std::string_view text, uint8_t out[4]) {
+  uint32_t part = 0;
+  int parts = 0;
+  bool digit = false;  // the current part has a digit
+  for (const char c : text) {
+    if (c == '\0') break;
+    if (c >= '0' && c <= '9') {
+      if (digit && part == 0) return false;  // leading zero
+      part = part * 10 + static_cast<uint32_t>(c - '0');
+      if (part > 255) return false;
+      if (!digit) {
+        if (++parts > 4) return false;
+        digit = true;
+      }
+    } else if (c == '.' && digit) {
+      if (parts == 4) return false;
+      out[parts - 1] = static_cast<uint8_t>(part);
+      part = 0;
+      digit = false;
+    } else {
+      return false;
+    }
+  }
+  if (parts < 4) return false;
+  out[3] = static_cast<uint8_t>(part);
+  return true;
 }
 
 }  // namespace
@@ -54,17 +93,15 @@ std::optional<IpAddress> IpAddress::Parse(std::string_view text) {
   // address is 45 characters.
   char buf[64];
   if (text.size() >= sizeof(buf)) return std::nullopt;
-  std::memcpy(buf, text.data(), text.size());
-  buf[text.size()] = '\0';
   IpAddress ip;
   if (text.find(':') == std::string_view::npos) {
-    in_addr a4;
-    if (inet_pton(AF_INET, buf, &a4) != 1) return std::nullopt;
+    if (!ParseV4(text, &ip.bytes[12])) return std::nullopt;
     ip.bytes[10] = 0xff;
     ip.bytes[11] = 0xff;
-    std::memcpy(&ip.bytes[12], &a4, 4);
     return ip;
   }
+  std::memcpy(buf, text.data(), text.size());
+  buf[text.size()] = '\0';
   in6_addr a6;
   if (inet_pton(AF_INET6, buf, &a6) != 1) return std::nullopt;
   std::memcpy(ip.bytes.data(), &a6, 16);

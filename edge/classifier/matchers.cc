@@ -6,6 +6,13 @@
 #include <cstring>
 #include <map>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#define SG_CLASSIFIER_SSE2 1
+#else
+#define SG_CLASSIFIER_SSE2 0
+#endif
+
 namespace sg::classifier {
 namespace {
 
@@ -16,6 +23,13 @@ void Invariant(bool ok, const char* what) {
     std::fprintf(stderr, "sg_classifier invariant failed: %s\n", what);
     std::abort();
   }
+}
+
+// The probe table index of the trigram p[0..2]: five low bits per byte.
+uint32_t TrigramSlot(const char* p) {
+  return (static_cast<uint8_t>(p[0]) & 31u) |
+         (static_cast<uint8_t>(p[1]) & 31u) << 5 |
+         (static_cast<uint8_t>(p[2]) & 31u) << 10;
 }
 
 }  // namespace
@@ -38,8 +52,7 @@ SubstringMatcher::SubstringMatcher(const std::vector<std::string>& patterns) {
   Invariant(width_ <= 256, "alphabet too large");
   const uint32_t w = width_;
   short_.assign(w + w * w, kNoMatch);
-  bits_.assign((size_t{1} << kHashBits) / 64, 0);
-  std::map<uint32_t, std::vector<uint16_t>> by_hash;
+  std::map<uint32_t, std::vector<uint16_t>> by_slot;
   for (size_t i = 0; i < patterns_.size(); ++i) {
     const std::string& p = patterns_[i];
     Invariant(!p.empty(), "empty pattern");
@@ -55,35 +68,46 @@ SubstringMatcher::SubstringMatcher(const std::vector<std::string>& patterns) {
       slot = std::min(slot, index);
       has_short_ = true;
     } else {
-      const uint32_t tri = (uint32_t{static_cast<uint8_t>(p[0])} |
-                            uint32_t{static_cast<uint8_t>(p[1])} << 8 |
-                            uint32_t{static_cast<uint8_t>(p[2])} << 16) &
-                           kFold3;
-      const uint32_t h = Hash(tri);
-      bits_[h / 64] |= uint64_t{1} << (h % 64);
-      by_hash[h].push_back(index);  // pushed in increasing order
+      by_slot[TrigramSlot(p.data())].push_back(index);  // increasing order
     }
   }
-  for (const auto& [h, list] : by_hash) {
+  probe_.assign(size_t{1} << 15, 0);
+  for (const auto& [slot, list] : by_slot) {
     const auto begin = static_cast<uint32_t>(candidates_.size());
     candidates_.insert(candidates_.end(), list.begin(), list.end());
     buckets_.push_back(
-        Bucket{h, begin, static_cast<uint32_t>(candidates_.size())});
+        Bucket{slot, begin, static_cast<uint32_t>(candidates_.size())});
+    probe_[slot] = buckets_.size() < kFarBucket
+                       ? static_cast<uint8_t>(buckets_.size())
+                       : kFarBucket;
   }
 }
 
-uint16_t SubstringMatcher::Verify(uint32_t hash, std::string_view text,
+bool SubstringMatcher::MatchesAt(uint16_t pattern, std::string_view text,
+                                 size_t pos) const {
+  const std::string& p = patterns_[pattern];
+  if (p.size() > text.size() - pos) return false;
+  for (size_t j = 0; j < p.size(); ++j) {
+    if (AsciiLower(text[pos + j]) != p[j]) return false;
+  }
+  return true;
+}
+
+uint16_t SubstringMatcher::Verify(uint32_t slot, std::string_view text,
                                   size_t pos, uint16_t best) const {
-  const auto it =
-      std::lower_bound(buckets_.begin(), buckets_.end(), hash,
-                       [](const Bucket& b, uint32_t h) { return b.hash < h; });
-  if (it == buckets_.end() || it->hash != hash) return best;
-  for (uint32_t c = it->begin; c != it->end && candidates_[c] < best; ++c) {
-    const std::string& p = patterns_[candidates_[c]];
-    if (p.size() > text.size() - pos) continue;
-    size_t j = 0;  // the hash says nothing certain: compare every byte
-    while (j < p.size() && AsciiLower(text[pos + j]) == p[j]) ++j;
-    if (j == p.size()) return candidates_[c];  // ascending: smallest hit
+  const uint8_t mark = probe_[slot];
+  const Bucket* bucket = &buckets_[mark - 1];
+  if (mark == kFarBucket) {
+    bucket = &*std::lower_bound(
+        buckets_.begin(), buckets_.end(), slot,
+        [](const Bucket& b, uint32_t s) { return b.slot < s; });
+  }
+  for (uint32_t c = bucket->begin; c != bucket->end && candidates_[c] < best;
+       ++c) {
+    // The slot says nothing certain: compare every byte.
+    if (MatchesAt(candidates_[c], text, pos)) {
+      return candidates_[c];  // ascending: the smallest hit
+    }
   }
   return best;
 }
@@ -103,34 +127,92 @@ uint16_t SubstringMatcher::ShortMatch(std::string_view text) const {
   return best;
 }
 
+namespace {
+
+// The trigram slots of the 16 positions p[0..15] (reading p[0..17]): the
+// even positions 0, 2, .., 14 in slots[0..7], the odd ones in slots[8..15].
+void SixteenSlots(const char* p, uint16_t slots[16]) {
+#if SG_CLASSIFIER_SSE2
+  // In 16-bit lanes, lane k of `a` holds bytes 2k (low half) and 2k+1
+  // (high half), lane k of `b` bytes 2k+2 and 2k+3, each already cut to
+  // five bits. Position 2k is (2k, 2k+1, 2k+2), position 2k+1 is
+  // (2k+1, 2k+2, 2k+3); shifts and masks put each byte's bits in place.
+  const __m128i five = _mm_set1_epi8(31);
+  const __m128i a =
+      _mm_and_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)), five);
+  const __m128i b = _mm_and_si128(
+      _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 2)), five);
+  const __m128i low = _mm_set1_epi16(31);  // the low half's five bits
+  const __m128i b_low = _mm_and_si128(b, low);
+  const __m128i even = _mm_or_si128(
+      _mm_or_si128(
+          _mm_and_si128(a, low),
+          _mm_and_si128(_mm_srli_epi16(a, 3), _mm_set1_epi16(31 << 5))),
+      _mm_slli_epi16(b_low, 10));
+  const __m128i odd = _mm_or_si128(
+      _mm_or_si128(_mm_srli_epi16(a, 8), _mm_slli_epi16(b_low, 5)),
+      _mm_and_si128(_mm_slli_epi16(b, 2), _mm_set1_epi16(31 << 10)));
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(slots), even);
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(slots + 8), odd);
+#else
+  for (int k = 0; k < 8; ++k) {
+    slots[k] = static_cast<uint16_t>(TrigramSlot(p + 2 * k));
+    slots[8 + k] = static_cast<uint16_t>(TrigramSlot(p + 2 * k + 1));
+  }
+#endif
+}
+
+}  // namespace
+
+uint16_t SubstringMatcher::VerifySixteen(std::string_view text, size_t i,
+                                         const uint16_t slots[16], size_t count,
+                                         uint16_t best) const {
+  for (size_t k = 0; k < 8; ++k) {  // even positions
+    if (probe_[slots[k]] != 0 && 2 * k < count) {
+      best = Verify(slots[k], text, i + 2 * k, best);
+    }
+  }
+  for (size_t k = 0; k < 8; ++k) {  // odd positions
+    if (probe_[slots[8 + k]] != 0 && 2 * k + 1 < count) {
+      best = Verify(slots[8 + k], text, i + 2 * k + 1, best);
+    }
+  }
+  return best;
+}
+
 uint16_t SubstringMatcher::FindFirst(std::string_view text) const {
   if (patterns_.empty() || text.empty()) return kNoMatch;
   uint16_t best = has_short_ ? ShortMatch(text) : kNoMatch;
-  if (text.size() < 3 || buckets_.empty()) return best;
-  const uint64_t* bits = bits_.data();
-  const char* data = text.data();
   const size_t n = text.size();
-  auto probe = [&](size_t i, uint32_t word) {
-    const uint32_t h = Hash(word & kFold3);
-    if ((bits[h / 64] >> (h % 64)) & 1) [[unlikely]] {
-      best = Verify(h, text, i, best);
-    }
+  if (n < 3 || buckets_.empty() || best == 0) return best;
+  const uint8_t* probe = probe_.data();
+  uint16_t slots[16];
+  // No gather in SSE2: sixteen byte loads, OR-ed, and one branch for all.
+  auto any_marked = [&] {
+    uint32_t any = 0;
+    for (int k = 0; k < 16; ++k) any |= probe[slots[k]];
+    return any != 0;
   };
-  size_t i = 0;
-  // Four-byte loads while they stay inside the text; the top byte is
-  // masked off.
-  for (; i + 4 <= n && best != 0; ++i) {
-    uint32_t word;
-    std::memcpy(&word, data + i, 4);
-    probe(i, word);
+  if (n < 18) {
+    // Fewer than 16 positions: a zero-padded copy (the padding may look
+    // marked; VerifySixteen looks at real positions only).
+    char pad[32] = {};
+    std::memcpy(pad, text.data(), n);
+    SixteenSlots(pad, slots);
+    return any_marked() ? VerifySixteen(text, 0, slots, n - 2, best) : best;
   }
-  // The last window of three bytes.
-  if (i + 3 == n && best != 0) {
-    uint32_t word = 0;
-    std::memcpy(&word, data + i, 3);
-    probe(i, word);
+  // Sixteen positions per step, reading 18 bytes; the last step is the 16
+  // positions that end the text, repeating some (a repeated position finds
+  // what it found before, which changes nothing).
+  for (size_t i = 0;; i += 16) {
+    const size_t at = std::min(i, n - 18);
+    SixteenSlots(text.data() + at, slots);
+    if (any_marked()) [[unlikely]] {
+      best = VerifySixteen(text, at, slots, 16, best);
+      if (best == 0) return best;
+    }
+    if (at == n - 18) return best;
   }
-  return best;
 }
 
 PrefixTrie::PrefixTrie(
@@ -151,7 +233,7 @@ PrefixTrie::PrefixTrie(
   std::vector<std::vector<uint32_t>> next(2, std::vector<uint32_t>(width_, 0));
   Result none;
   none.fill(kNoMatch);
-  terms_.assign(2, none);
+  std::vector<Result> terms(2, none);  // by state
   for (size_t l = 0; l < lists.size(); ++l) {
     const std::vector<std::string>& list = *lists[l];
     for (size_t i = 0; i < list.size(); ++i) {
@@ -161,43 +243,49 @@ PrefixTrie::PrefixTrie(
         if (next[s][k] == 0) {
           next[s][k] = static_cast<uint32_t>(next.size());
           next.emplace_back(width_, 0);
-          terms_.push_back(none);
+          terms.push_back(none);
         }
         s = next[s][k];
       }
-      terms_[s][l] = std::min(terms_[s][l], static_cast<uint16_t>(i));
+      terms[s][l] = std::min(terms[s][l], static_cast<uint16_t>(i));
     }
   }
-  Invariant(next.size() * width_ < size_t{kTerminal}, "too many prefixes");
-  delta_.assign(next.size() * width_, 0);
+  row_ = width_ + kResultWords;
+  Invariant(next.size() * row_ < size_t{kTerminal}, "too many prefixes");
+  delta_.assign(next.size() * row_, 0);
   for (size_t s = 0; s < next.size(); ++s) {
     for (uint32_t k = 0; k < width_; ++k) {
       const uint32_t t = next[s][k];
-      bool terminal = false;
-      for (uint16_t v : terms_[t]) terminal |= v != kNoMatch;
-      delta_[s * width_ + k] = t * width_ | (terminal ? kTerminal : 0);
+      bool terminal = t == 0;  // dead: stop the walk
+      for (uint16_t v : terms[t]) terminal |= v != kNoMatch;
+      delta_[s * row_ + k] = t * row_ | (terminal ? kTerminal : 0);
     }
+    std::memcpy(&delta_[s * row_ + width_], terms[s].data(), sizeof(Result));
   }
 }
 
 PrefixTrie::Result PrefixTrie::Match(std::string_view path) const {
-  Result result = terms_.empty() ? Result{} : terms_[1];
-  if (terms_.empty()) {
+  Result result;
+  if (delta_.empty()) {
     result.fill(kNoMatch);
     return result;
   }
   const uint32_t* delta = delta_.data();
   const uint8_t* cls = cls_.data();
-  uint32_t s = width_;  // root
+  auto merge = [&](size_t row) {
+    Result term;
+    std::memcpy(term.data(), delta + row + width_, sizeof(Result));
+    for (int l = 0; l < kMaxLists; ++l)
+      result[l] = std::min(result[l], term[l]);
+  };
+  size_t s = row_;  // root
+  std::memcpy(result.data(), delta + s + width_, sizeof(Result));
   for (char c : path) {
     const uint32_t t = delta[s + cls[static_cast<uint8_t>(c)]];
     s = t & ~kTerminal;
-    if (s == 0) break;
     if (t & kTerminal) [[unlikely]] {
-      const Result& term = terms_[s / width_];
-      for (int l = 0; l < kMaxLists; ++l) {
-        result[l] = std::min(result[l], term[l]);
-      }
+      if (s == 0) break;  // dead
+      merge(s);
     }
   }
   return result;

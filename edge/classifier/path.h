@@ -22,7 +22,8 @@ inline constexpr size_t kMaxPathBytes = 2048;
 //     stay literal; ASCII letters are lower-cased, as the seed did.
 //  3. "." and ".." segments are removed (RFC 3986 5.2.4) for paths that
 //     start with '/', so "/assets/../api/auth/x" is "/api/auth/x".
-// An empty path becomes "/". Pure; does not allocate.
+// An empty path becomes "/". Bytes of `out` past the returned length may
+// have been written. Pure; does not allocate.
 std::optional<size_t> NormalizePath(std::string_view target,
                                     std::span<char> out);
 

@@ -6,8 +6,11 @@
 #include <atomic>
 #include <cstdlib>
 #include <new>
+#include <random>
 #include <set>
 #include <string>
+
+#include "edge/http/cookie_header.h"
 
 // Counts heap allocations so a test can prove Classify() makes none.
 namespace {
@@ -613,6 +616,54 @@ TEST_F(ClassifierTest, CustomRulesAndCookieNames) {
             "anonymous_session_cookie");
   r.cookie = "sid=1; jwt=2";
   EXPECT_FALSE((*c)->Classify(View(r)).bypass);
+}
+
+// Rules 10 and 11 read the session and auth cookies in one pass over the
+// header; it must see them as edge::FindCookie does (first pair wins,
+// trimming, quotes, pairs without '=').
+TEST_F(ClassifierTest, CookieRulesAgreeWithFindCookie) {
+  const std::vector<std::string> names = {
+      "connect.sid", "auth_token",  "user_id", " connect.sid",
+      "user_id\t",   "Connect.sid", "theme",   "connect.si"};
+  const std::vector<std::string> values = {"",  "x",  "\"\"", "\"v\"",
+                                           " ", "\"", "a=b",  " 1 "};
+  auto has = [](std::string_view header, std::string_view name) {
+    const auto v = edge::FindCookie(header, name);
+    return v.has_value() && !v->empty();
+  };
+  // Up to 64 names are looked up in one pass; more, one pass per name.
+  for (int extra : {0, 70}) {
+    Rules rules = Rules::SeedDefaults();
+    for (int i = 0; i < extra; ++i) {
+      rules.auth_cookie_names.push_back("c" + std::to_string(i));
+    }
+    ClassifierOptions options;
+    auto dev = Classifier::Create(rules, options);
+    options.production = true;
+    auto prod = Classifier::Create(rules, options);
+    ASSERT_TRUE(dev.ok() && prod.ok());
+    std::mt19937 rng(11);
+    for (int iter = 0; iter < 20000; ++iter) {
+      Req r;
+      for (int k = rng() % 5; k > 0; --k) {
+        if (!r.cookie.empty()) r.cookie += rng() % 2 ? "; " : ";";
+        r.cookie += names[rng() % names.size()];
+        if (rng() % 8) r.cookie += "=" + values[rng() % values.size()];
+      }
+      const bool session = has(r.cookie, "connect.sid");
+      const bool auth = has(r.cookie, "auth_token") || has(r.cookie, "user_id");
+      const std::string want_dev =
+          session && !auth ? "anonymous_session_cookie" : "session_required";
+      const std::string want_prod =
+          !session ? "unauthenticated_html_request" : want_dev;
+      EXPECT_EQ((*dev)->ReasonName((*dev)->Classify(View(r)).reason_id),
+                want_dev)
+          << r.cookie;
+      EXPECT_EQ((*prod)->ReasonName((*prod)->Classify(View(r)).reason_id),
+                want_prod)
+          << r.cookie;
+    }
+  }
 }
 
 TEST_F(ClassifierTest, CreateRejectsBadConfig) {

@@ -1,6 +1,11 @@
 #include "edge/classifier/ip.h"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+
+#include <cstring>
+#include <random>
+#include <string>
 
 namespace sg::classifier {
 namespace {
@@ -24,6 +29,41 @@ TEST(IpAddressTest, ParsesForms) {
                           "1.2.3.4.5", "localhost"}) {
     EXPECT_FALSE(IpAddress::Parse(bad).has_value()) << bad;
   }
+}
+
+// IPv4 is parsed without inet_pton; it must accept exactly what
+// inet_pton(AF_INET) accepts (no leading zeros, four parts, 0..255).
+TEST(IpAddressTest, Ipv4AgreesWithInetPton) {
+  std::mt19937 rng(5);
+  const std::string alphabet = "0123456789...x";
+  for (int iter = 0; iter < 100000; ++iter) {
+    std::string s;
+    if (rng() % 2) {
+      for (int k = 0; k < 4; ++k) {
+        std::string part = std::to_string(rng() % 300);
+        if (rng() % 8 == 0) part = "0" + part;
+        s += (k ? "." : "") + part;
+      }
+      if (rng() % 10 == 0) s.erase(rng() % s.size(), 1);
+    } else {
+      for (int k = rng() % 18; k > 0; --k)
+        s += alphabet[rng() % alphabet.size()];
+    }
+    in_addr a4;
+    const bool want = !s.empty() && inet_pton(AF_INET, s.c_str(), &a4) == 1;
+    const auto got = IpAddress::Parse(s);
+    ASSERT_EQ(got.has_value(), want) << "[" << s << "]";
+    if (want) {
+      EXPECT_EQ(std::memcmp(&got->bytes[12], &a4, 4), 0) << s;
+      EXPECT_TRUE(got->is_v4()) << s;
+    }
+  }
+  EXPECT_FALSE(IpAddress::Parse("01.2.3.4").has_value());
+  EXPECT_FALSE(IpAddress::Parse("1.2.3.4.").has_value());
+  EXPECT_FALSE(IpAddress::Parse("1.2.3.4 5").has_value());
+  EXPECT_TRUE(IpAddress::Parse("0.0.0.0").has_value());
+  // inet_pton is handed a C string: a NUL ends the text.
+  EXPECT_TRUE(IpAddress::Parse(std::string("1.2.3.4\0x", 9)).has_value());
 }
 
 TEST(CidrTest, ParsesAndMatches) {

@@ -71,6 +71,50 @@ TEST(SubstringMatcherTest, AgreesWithSeedAlgorithmOnRandomText) {
   }
 }
 
+// The scan probes 16 positions per step and ends with a step that repeats
+// positions, so texts of every length around those steps, with a pattern
+// at every position, and pattern sets with short, non-letter, case-mixed
+// and many (more than 254 distinct first trigrams) patterns.
+TEST(SubstringMatcherTest, AgreesWithSeedAlgorithmAtEveryLengthAndPosition) {
+  std::mt19937 rng(777);
+  const std::string alphabet = "abcXYZ -/.;09_\x7f\xc3\xe9";
+  auto random_text = [&](size_t n) {
+    std::string t;
+    for (size_t i = 0; i < n; ++i) t += alphabet[rng() % alphabet.size()];
+    return t;
+  };
+  std::vector<std::vector<std::string>> sets = {
+      Rules::SeedDefaults().internal_user_agents,
+      {"a", "bc", "xyz", "Z-9", " ;", "\xc3\xe9", "abcabcabcabcabcabc"},
+      {"got", "aws", "GCP", "needle", "a b", "x.y", "0_9"},
+  };
+  std::vector<std::string> many;
+  for (int i = 0; i < 900; ++i) many.push_back(random_text(3 + rng() % 6));
+  sets.push_back(many);
+  for (const auto& patterns : sets) {
+    SubstringMatcher m(patterns);
+    for (size_t n = 0; n <= 70; ++n) {
+      for (int iter = 0; iter < 20; ++iter) {
+        std::string text = random_text(n);
+        // Plant a (case-flipped) pattern at a random position.
+        const std::string& p = patterns[rng() % patterns.size()];
+        if (p.size() <= n) {
+          std::string q = p;
+          for (char& c : q) {
+            if (rng() % 2 && c >= 'a' && c <= 'z') c = c - 'a' + 'A';
+          }
+          text.replace(rng() % (n - p.size() + 1), p.size(), q);
+        }
+        // Exactly sized, so a read past the end is a sanitizer error.
+        std::vector<char> exact(text.begin(), text.end());
+        const std::string_view view(exact.data(), exact.size());
+        ASSERT_EQ(m.FindFirst(view), Naive(patterns, text))
+            << "n=" << n << " text=" << text;
+      }
+    }
+  }
+}
+
 TEST(PrefixTrieTest, SmallestIndexPerList) {
   const std::vector<std::string> a = {"/api/transactions/public", "/api/t"};
   const std::vector<std::string> b = {"/api/transaction", "/login"};
