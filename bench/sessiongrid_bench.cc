@@ -60,6 +60,7 @@ Usage: sessiongrid-bench [flags]   (--flag=value or --flag value)
   --batch N         0: one unary RPC per call; N > 0: calls go through the
                     client's SessionBatcher (BatchGet/BatchCreate), at most N
                     per RPC (0). Only for --op=get and --op=create.
+  --batch-in-flight N  batch RPCs outstanding at once with --batch (1)
 
 Output, one line: {"op","concurrency","channels","duration_s","ops",
 "ops_per_sec","p50_us","p99_us","p999_us","errors","value_size"}.
@@ -80,6 +81,7 @@ struct Config {
   absl::Duration timeout = absl::Seconds(5);
   uint64_t seed = 1;
   int batch = 0;
+  int batch_in_flight = 1;
 };
 
 absl::StatusOr<Op> ParseOp(const std::string& name) {
@@ -151,6 +153,9 @@ absl::StatusOr<std::optional<Config>> ParseArgs(int argc, char** argv) {
     } else if (name == "timeout") {
       ok = absl::ParseDuration(value, &c.timeout) &&
            c.timeout > absl::ZeroDuration();
+    } else if (name == "batch-in-flight") {
+      ok = absl::SimpleAtoi(value, &c.batch_in_flight) &&
+           c.batch_in_flight >= 1 && c.batch_in_flight <= 64;
     } else if (name == "batch") {
       ok = absl::SimpleAtoi(value, &c.batch) && c.batch >= 0 && c.batch <= 1000;
     } else if (name == "seed") {
@@ -425,6 +430,7 @@ int Main(int argc, char** argv) {
   if (config.batch > 0) {
     client::BatcherOptions batch_options;
     batch_options.max_batch = config.batch;
+    batch_options.max_in_flight = config.batch_in_flight;
     batch_options.deadline = config.timeout;
     auto made = client::SessionBatcher::Create(client->get(), batch_options);
     if (!made.ok()) return Fail(made.status());
