@@ -599,6 +599,24 @@ void Client::TouchAsync(v1::TouchRequest request,
              });
 }
 
+void Client::DeleteAsync(v1::DeleteRequest request,
+                        Callback<v1::DeleteResponse> done) const {
+  SessionStub* stub = NextSessionStub();
+  StartAsync(options_.deadline, std::move(request), std::move(done),
+             [stub](auto* ctx, auto* req, auto* resp, auto cb) {
+               stub->async()->Delete(ctx, req, resp, std::move(cb));
+             });
+}
+
+void Client::RegenerateAsync(v1::RegenerateRequest request,
+                        Callback<v1::RegenerateResponse> done) const {
+  SessionStub* stub = NextSessionStub();
+  StartAsync(options_.deadline, std::move(request), std::move(done),
+             [stub](auto* ctx, auto* req, auto* resp, auto cb) {
+               stub->async()->Regenerate(ctx, req, resp, std::move(cb));
+             });
+}
+
 absl::Status Client::WaitForConnected(absl::Duration timeout) const {
   const auto deadline = absl::ToChronoTime(absl::Now() + timeout);
   for (const Endpoint& ep : endpoints_) {

@@ -2,40 +2,8 @@
 
 #include <utility>
 
-#include "grpcpp/client_context.h"
-
 namespace sg::edge {
 namespace v1 = ::sessiongrid::v1;
-namespace {
-
-// Everything one call touches until its callback has run.
-template <typename Req, typename Resp>
-struct Call {
-  grpc::ClientContext context;
-  Req request;
-  Resp response;
-  SessionBackend::Callback<Resp> done;
-};
-
-template <typename Req, typename Resp, typename Start>
-void Run(absl::Duration deadline, Req request,
-         SessionBackend::Callback<Resp> done, Start start) {
-  auto* call = new Call<Req, Resp>;
-  call->context.set_deadline(absl::ToChronoTime(absl::Now() + deadline));
-  call->request = std::move(request);
-  call->done = std::move(done);
-  start(&call->context, &call->request, &call->response,
-        [call](grpc::Status status) {
-          std::unique_ptr<Call<Req, Resp>> owned(call);
-          if (status.ok()) {
-            owned->done(std::move(owned->response));
-          } else {
-            owned->done(client::FromGrpcStatus(status));
-          }
-        });
-}
-
-}  // namespace
 
 void GrpcSessionBackend::Get(v1::GetRequest request,
                              Callback<v1::GetResponse> done) {
@@ -49,11 +17,7 @@ void GrpcSessionBackend::Get(v1::GetRequest request,
                   });
     return;
   }
-  auto* stub = client_->NextSessionStub();
-  Run(deadline_, std::move(request), std::move(done),
-      [stub](auto* ctx, auto* req, auto* resp, auto cb) {
-        stub->async()->Get(ctx, req, resp, std::move(cb));
-      });
+  client_->GetAsync(std::move(request), std::move(done));
 }
 
 void GrpcSessionBackend::Create(v1::CreateRequest request,
@@ -68,38 +32,22 @@ void GrpcSessionBackend::Create(v1::CreateRequest request,
                      });
     return;
   }
-  auto* stub = client_->NextSessionStub();
-  Run(deadline_, std::move(request), std::move(done),
-      [stub](auto* ctx, auto* req, auto* resp, auto cb) {
-        stub->async()->Create(ctx, req, resp, std::move(cb));
-      });
+  client_->CreateAsync(std::move(request), std::move(done));
 }
 
 void GrpcSessionBackend::Update(v1::UpdateRequest request,
                                 Callback<v1::UpdateResponse> done) {
-  auto* stub = client_->NextSessionStub();
-  Run(deadline_, std::move(request), std::move(done),
-      [stub](auto* ctx, auto* req, auto* resp, auto cb) {
-        stub->async()->Update(ctx, req, resp, std::move(cb));
-      });
+  client_->UpdateAsync(std::move(request), std::move(done));
 }
 
 void GrpcSessionBackend::Delete(v1::DeleteRequest request,
                                 Callback<v1::DeleteResponse> done) {
-  auto* stub = client_->NextSessionStub();
-  Run(deadline_, std::move(request), std::move(done),
-      [stub](auto* ctx, auto* req, auto* resp, auto cb) {
-        stub->async()->Delete(ctx, req, resp, std::move(cb));
-      });
+  client_->DeleteAsync(std::move(request), std::move(done));
 }
 
 void GrpcSessionBackend::Regenerate(v1::RegenerateRequest request,
                                     Callback<v1::RegenerateResponse> done) {
-  auto* stub = client_->NextSessionStub();
-  Run(deadline_, std::move(request), std::move(done),
-      [stub](auto* ctx, auto* req, auto* resp, auto cb) {
-        stub->async()->Regenerate(ctx, req, resp, std::move(cb));
-      });
+  client_->RegenerateAsync(std::move(request), std::move(done));
 }
 
 }  // namespace sg::edge

@@ -13,13 +13,14 @@ namespace sg::edge {
 // Thread-safe. `client` must outlive the backend and every call started.
 class GrpcSessionBackend final : public SessionBackend {
  public:
-  // Every call gets `deadline` (no retries: the edge's budget per request
-  // is one deadline; the circuit breaker handles a dead service). With a
-  // `batcher`, Get and Create go through it: concurrent calls from many
-  // requests share BatchGet/BatchCreate RPCs (alone under light load).
-  GrpcSessionBackend(const client::Client* client, absl::Duration deadline,
-                     client::SessionBatcher* batcher = nullptr)
-      : client_(client), deadline_(deadline), batcher_(batcher) {}
+  // Calls use the client's async surface, so each gets the client's
+  // deadline and no retry (the edge's budget per request is one deadline;
+  // the circuit breaker handles a dead service). With a `batcher`, Get and
+  // Create go through it: concurrent calls from many requests share
+  // BatchGet/BatchCreate RPCs (alone under light load).
+  explicit GrpcSessionBackend(const client::Client* client,
+                              client::SessionBatcher* batcher = nullptr)
+      : client_(client), batcher_(batcher) {}
 
   void Get(sessiongrid::v1::GetRequest request,
            Callback<sessiongrid::v1::GetResponse> done) override;
@@ -34,7 +35,6 @@ class GrpcSessionBackend final : public SessionBackend {
 
  private:
   const client::Client* const client_;
-  const absl::Duration deadline_;
   client::SessionBatcher* const batcher_;
 };
 

@@ -1412,8 +1412,8 @@ class EdgeServerImpl final : public EdgeServer {
       if (!batcher.ok()) return batcher.status();
       sh.batcher = *std::move(batcher);
     }
-    sh.backend = std::make_unique<GrpcSessionBackend>(
-        sh.client.get(), sh.options.session_timeout, sh.batcher.get());
+    sh.backend = std::make_unique<GrpcSessionBackend>(sh.client.get(),
+                                                      sh.batcher.get());
     auto signer = CookieSigner::Create(sh.options.cookie_secrets);
     if (!signer.ok()) return signer.status();
     sh.signer = *std::move(signer);

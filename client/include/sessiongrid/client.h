@@ -192,6 +192,10 @@ class Client final {
                    Callback<sessiongrid::v1::UpdateResponse> done) const;
   void TouchAsync(sessiongrid::v1::TouchRequest request,
                   Callback<sessiongrid::v1::TouchResponse> done) const;
+  void DeleteAsync(sessiongrid::v1::DeleteRequest request,
+                   Callback<sessiongrid::v1::DeleteResponse> done) const;
+  void RegenerateAsync(sessiongrid::v1::RegenerateRequest request,
+                       Callback<sessiongrid::v1::RegenerateResponse> done) const;
 
   // Raw stubs for callers that manage their own ClientContext and buffers
   // (load tools using stub->async()). Each call rotates over the client's
