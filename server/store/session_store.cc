@@ -324,6 +324,23 @@ class SessionStore::Impl {
 
   rocksdb::ColumnFamilyHandle* cf(Cf which) const { return handles_[which]; }
 
+  // Keys of `which` whose value's leading stamp is at or before `stamp` (or
+  // unreadable): a scan without filling the cache.
+  absl::StatusOr<std::vector<std::string>> KeysStampedBy(Cf which,
+                                                         int64_t stamp,
+                                                         const char* what) {
+    rocksdb::ReadOptions scan;
+    scan.fill_cache = false;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(scan, cf(which)));
+    std::vector<std::string> keys;
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      std::optional<int64_t> own = codec::PeekStamp(View(it->value()));
+      if (!own || *own <= stamp) keys.emplace_back(View(it->key()));
+    }
+    SG_RETURN_IF_ERROR(FromRocks(it->status(), what));
+    return keys;
+  }
+
   absl::Mutex& StripeFor(std::string_view id) {
     return stripes_[absl::Hash<std::string_view>{}(id) & (kStripes - 1)];
   }
@@ -1101,16 +1118,9 @@ absl::StatusOr<int64_t> SessionStore::Impl::SweepExpired() {
   // Index entries carry their session's expiry; an expired one whose session
   // was already reclaimed by compaction is removed here.
   {
-    rocksdb::ReadOptions scan;
-    scan.fill_cache = false;
-    std::unique_ptr<rocksdb::Iterator> it(
-        db_->NewIterator(scan, cf(kPrincipal)));
-    std::vector<std::string> stale;
-    for (it->SeekToFirst(); it->Valid(); it->Next()) {
-      std::optional<int64_t> stamp = codec::PeekStamp(View(it->value()));
-      if (!stamp || *stamp <= now_stamp) stale.emplace_back(View(it->key()));
-    }
-    SG_RETURN_IF_ERROR(FromRocks(it->status(), "scanning principal index"));
+    SG_ASSIGN_OR_RETURN(
+        std::vector<std::string> stale,
+        KeysStampedBy(kPrincipal, now_stamp, "scanning principal index"));
     for (const std::string& key : stale) {
       std::optional<codec::PrincipalKeyParts> parts =
           codec::SplitPrincipalKey(key);
@@ -1133,16 +1143,9 @@ absl::StatusOr<int64_t> SessionStore::Impl::SweepExpired() {
 
   // Tombstones past their GC deadline.
   {
-    rocksdb::ReadOptions scan;
-    scan.fill_cache = false;
-    std::unique_ptr<rocksdb::Iterator> it(
-        db_->NewIterator(scan, cf(kTombstones)));
-    std::vector<std::string> old;
-    for (it->SeekToFirst(); it->Valid(); it->Next()) {
-      std::optional<int64_t> stamp = codec::PeekStamp(View(it->value()));
-      if (!stamp || *stamp <= now_stamp) old.emplace_back(View(it->key()));
-    }
-    SG_RETURN_IF_ERROR(FromRocks(it->status(), "scanning tombstones"));
+    SG_ASSIGN_OR_RETURN(
+        std::vector<std::string> old,
+        KeysStampedBy(kTombstones, now_stamp, "scanning tombstones"));
     for (const std::string& id : old) {
       absl::MutexLock lock(&StripeFor(id));
       rocksdb::PinnableSlice value;
