@@ -96,16 +96,6 @@ std::vector<std::string> Lowered(const std::vector<std::string>& in) {
   return out;
 }
 
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
-    s.remove_prefix(1);
-  }
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) {
-    s.remove_suffix(1);
-  }
-  return s;
-}
-
 }  // namespace
 
 absl::Status ClassifierOptions::Validate() const {
@@ -196,7 +186,7 @@ absl::StatusOr<std::unique_ptr<Classifier>> Classifier::Create(
   add_list(ReasonKind::kSessionFreeApi, "session_free_api", free_paths);
   std::vector<std::string> ranges;
   for (const std::string& s : rules.internal_ip_ranges) {
-    ranges.push_back(std::string(Trim(s)));
+    ranges.push_back(std::string(edge::TrimOws(s)));
   }
   add_list(ReasonKind::kInternalIp, "internal_ip", Lowered(ranges));
   add_list(ReasonKind::kInternalUa, "internal_ua", user_agents);
@@ -250,8 +240,8 @@ std::optional<IpAddress> Classifier::ClientIp(
   std::optional<IpAddress> leftmost;
   while (true) {
     const size_t comma = rest.rfind(',');
-    const std::string_view entry =
-        Trim(comma == std::string_view::npos ? rest : rest.substr(comma + 1));
+    const std::string_view entry = edge::TrimOws(
+        comma == std::string_view::npos ? rest : rest.substr(comma + 1));
     if (!entry.empty()) {
       const std::optional<IpAddress> hop = IpAddress::Parse(entry);
       if (!hop.has_value()) return std::nullopt;

@@ -11,16 +11,6 @@
 namespace sg::classifier {
 namespace {
 
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
-    s.remove_prefix(1);
-  }
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) {
-    s.remove_suffix(1);
-  }
-  return s;
-}
-
 // Big-endian 64-bit load: one load and a byte swap (the byte loop it
 // replaces was not recognized as one and cost ~50 instructions per call).
 uint64_t Load64(const uint8_t* p) {
@@ -75,7 +65,7 @@ bool ParseV4(std::string_view text, uint8_t out[4]) {
 }  // namespace
 
 std::optional<IpAddress> IpAddress::Parse(std::string_view text) {
-  text = Trim(text);
+  text = edge::TrimOws(text);
   if (text.empty()) return std::nullopt;
   if (text.front() == '[') {
     const size_t close = text.find(']');
@@ -130,7 +120,7 @@ uint64_t IpAddress::hi() const { return Load64(bytes.data()); }
 uint64_t IpAddress::lo() const { return Load64(bytes.data() + 8); }
 
 absl::StatusOr<Cidr> Cidr::Parse(std::string_view text) {
-  text = Trim(text);
+  text = edge::TrimOws(text);
   const size_t slash = text.find('/');
   const std::string_view addr_text = text.substr(0, slash);
   // Only accept plain addresses here: no brackets, ports or zones.
