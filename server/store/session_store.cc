@@ -341,6 +341,19 @@ class SessionStore::Impl {
     return keys;
   }
 
+  // Re-reads `key` (the caller holds its stripe lock) and deletes it unless
+  // it was extended or renewed past `stamp` since the scan.
+  absl::Status DeleteIfStillStampedBy(Cf which, const std::string& key,
+                                      int64_t stamp) {
+    rocksdb::PinnableSlice value;
+    rocksdb::Status s = db_->Get(read_options_, cf(which), key, &value);
+    if (s.IsNotFound()) return absl::OkStatus();
+    SG_RETURN_IF_ERROR(FromRocks(s, "sweep: re-reading a stamped key"));
+    std::optional<int64_t> own = codec::PeekStamp(View(value));
+    if (own && *own > stamp) return absl::OkStatus();
+    return FromRocks(db_->Delete(write_options_, cf(which), key), "sweeping");
+  }
+
   absl::Mutex& StripeFor(std::string_view id) {
     return stripes_[absl::Hash<std::string_view>{}(id) & (kStripes - 1)];
   }
@@ -1130,14 +1143,7 @@ absl::StatusOr<int64_t> SessionStore::Impl::SweepExpired() {
         continue;
       }
       absl::MutexLock lock(&StripeFor(parts->id));
-      rocksdb::PinnableSlice value;
-      rocksdb::Status s = db_->Get(read_options_, cf(kPrincipal), key, &value);
-      if (s.IsNotFound()) continue;
-      SG_RETURN_IF_ERROR(FromRocks(s, "reading principal index"));
-      std::optional<int64_t> stamp = codec::PeekStamp(View(value));
-      if (stamp && *stamp > now_stamp) continue;  // extended meanwhile
-      SG_RETURN_IF_ERROR(FromRocks(
-          db_->Delete(write_options_, cf(kPrincipal), key), "sweeping"));
+      SG_RETURN_IF_ERROR(DeleteIfStillStampedBy(kPrincipal, key, now_stamp));
     }
   }
 
@@ -1148,14 +1154,7 @@ absl::StatusOr<int64_t> SessionStore::Impl::SweepExpired() {
         KeysStampedBy(kTombstones, now_stamp, "scanning tombstones"));
     for (const std::string& id : old) {
       absl::MutexLock lock(&StripeFor(id));
-      rocksdb::PinnableSlice value;
-      rocksdb::Status s = db_->Get(read_options_, cf(kTombstones), id, &value);
-      if (s.IsNotFound()) continue;
-      SG_RETURN_IF_ERROR(FromRocks(s, "reading tombstone"));
-      std::optional<int64_t> stamp = codec::PeekStamp(View(value));
-      if (stamp && *stamp > now_stamp) continue;  // renewed meanwhile
-      SG_RETURN_IF_ERROR(FromRocks(
-          db_->Delete(write_options_, cf(kTombstones), id), "sweeping"));
+      SG_RETURN_IF_ERROR(DeleteIfStillStampedBy(kTombstones, id, now_stamp));
     }
   }
 
