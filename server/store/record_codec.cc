@@ -124,53 +124,58 @@ void EncodeRecord(const SessionRecord& r, std::string* out) {
   out->append(r.data);
 }
 
-absl::Status DecodeRecord(std::string_view id, std::string_view value,
-                          SessionRecord* out) {
-  std::optional<int64_t> expire = PeekStamp(value);
-  if (!expire) return Malformed("session");
-  Reader in(value);
-  in.Skip(kStampBytes);
-  uint8_t flags;
-  int64_t create, access, ttl, wall;
-  uint64_t logical;
-  std::string_view node_id, principal;
-  if (!in.Byte(&flags) || (flags & kFormatMask) != kFormatV1 ||
-      !in.SignedVarint(&create) || !in.SignedVarint(&access) ||
-      !in.SignedVarint(&ttl) || !in.SignedVarint(&wall) ||
-      !in.Varint(&logical) || logical > UINT32_MAX || !in.Bytes(&node_id) ||
-      !in.Bytes(&principal)) {
-    return Malformed("session");
-  }
-  out->id.assign(id.data(), id.size());
-  out->data.assign(in.Rest().data(), in.Rest().size());
-  out->principal.assign(principal.data(), principal.size());
-  out->create_time = StampToTime(create);
-  out->last_access_time = StampToTime(access);
-  out->expire_time = StampToTime(*expire);
-  out->ttl = absl::Microseconds(ttl);
-  out->version.wall_millis = wall;
-  out->version.logical = static_cast<uint32_t>(logical);
-  out->version.node_id.assign(node_id.data(), node_id.size());
-  return absl::OkStatus();
-}
+namespace {
 
-std::optional<SessionMeta> PeekSessionMeta(std::string_view value) {
+// Every field of a session value, as views into it.
+struct ParsedSession {
+  int64_t expire, create, access, ttl, wall;
+  uint64_t logical;
+  std::string_view node_id, principal, data;
+};
+
+std::optional<ParsedSession> ParseSession(std::string_view value) {
   std::optional<int64_t> expire = PeekStamp(value);
   if (!expire) return std::nullopt;
   Reader in(value);
   in.Skip(kStampBytes);
+  ParsedSession p;
+  p.expire = *expire;
   uint8_t flags;
-  int64_t create, access, ttl, wall;
-  uint64_t logical;
-  std::string_view node_id, principal;
   if (!in.Byte(&flags) || (flags & kFormatMask) != kFormatV1 ||
-      !in.SignedVarint(&create) || !in.SignedVarint(&access) ||
-      !in.SignedVarint(&ttl) || !in.SignedVarint(&wall) ||
-      !in.Varint(&logical) || !in.Bytes(&node_id) || !in.Bytes(&principal)) {
+      !in.SignedVarint(&p.create) || !in.SignedVarint(&p.access) ||
+      !in.SignedVarint(&p.ttl) || !in.SignedVarint(&p.wall) ||
+      !in.Varint(&p.logical) || p.logical > UINT32_MAX ||
+      !in.Bytes(&p.node_id) || !in.Bytes(&p.principal)) {
     return std::nullopt;
   }
-  return SessionMeta{StampToTime(*expire), StampToTime(create),
-                     StampToTime(access), principal};
+  p.data = in.Rest();
+  return p;
+}
+
+}  // namespace
+
+absl::Status DecodeRecord(std::string_view id, std::string_view value,
+                          SessionRecord* out) {
+  std::optional<ParsedSession> p = ParseSession(value);
+  if (!p) return Malformed("session");
+  out->id.assign(id.data(), id.size());
+  out->data.assign(p->data.data(), p->data.size());
+  out->principal.assign(p->principal.data(), p->principal.size());
+  out->create_time = StampToTime(p->create);
+  out->last_access_time = StampToTime(p->access);
+  out->expire_time = StampToTime(p->expire);
+  out->ttl = absl::Microseconds(p->ttl);
+  out->version.wall_millis = p->wall;
+  out->version.logical = static_cast<uint32_t>(p->logical);
+  out->version.node_id.assign(p->node_id.data(), p->node_id.size());
+  return absl::OkStatus();
+}
+
+std::optional<SessionMeta> PeekSessionMeta(std::string_view value) {
+  std::optional<ParsedSession> p = ParseSession(value);
+  if (!p) return std::nullopt;
+  return SessionMeta{StampToTime(p->expire), StampToTime(p->create),
+                     StampToTime(p->access), p->principal};
 }
 
 void EncodeIndexValue(absl::Time expire_time, std::string* out) {
