@@ -60,22 +60,13 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-  python3 -c 'import socket
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])'
-}
+. "$(dirname "$0")/../scripts/lib/loopback.sh"
 
 # wait_for DESCRIPTION COMMAND...: retries COMMAND for at most 15 s.
 wait_for() {
   local what=$1
   shift
-  for _ in $(seq 1 150); do
-    if "$@" >/dev/null 2>&1; then return 0; fi
-    sleep 0.1
-  done
-  die "$what not ready within 15 s"
+  poll_until 15 0 "$@" || die "$what not ready within 15 s"
 }
 
 # wait_listening LOG PID: the "msg=listening" line of a SessionGrid log.

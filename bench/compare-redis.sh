@@ -53,29 +53,19 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-  python3 -c 'import socket
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])
-s.close()'
-}
+. "$(dirname "$0")/../scripts/lib/loopback.sh"
 
-# wait_ready NAME PID CMD...: polls CMD every 0.1 s for up to 10 s while the
-# process lives; returns 1 (after saying why) when it never succeeds.
+# wait_ready NAME PID CMD...: polls CMD for up to 10 s while the process
+# lives; returns 1 (after saying why) when it never succeeds.
 wait_ready() {
-  local name=$1 pid=$2
+  local name=$1 pid=$2 rc=0
   shift 2
-  local i
-  for ((i = 0; i < 100; i++)); do
-    if "$@" >/dev/null 2>&1; then return 0; fi
-    if ! kill -0 "$pid" 2>/dev/null; then
-      echo "compare-redis: $name exited during start-up" >&2
-      return 1
-    fi
-    sleep 0.1
-  done
-  echo "compare-redis: $name not ready after 10 s" >&2
+  poll_until 10 "$pid" "$@" || rc=$?
+  case $rc in
+    0) return 0 ;;
+    2) echo "compare-redis: $name exited during start-up" >&2 ;;
+    *) echo "compare-redis: $name not ready after 10 s" >&2 ;;
+  esac
   return 1
 }
 
