@@ -38,6 +38,16 @@ namespace {
 
 using testutil::Subprocess;
 
+// Polls `done` every `every` until it holds or `timeout` passes. Only for
+// state in another process (readiness, counters seen over HTTP) that
+// nothing in this test can signal.
+template <typename Pred>
+void PollUntil(Pred done, absl::Duration timeout,
+               absl::Duration every = absl::Milliseconds(20)) {
+  const absl::Time until = absl::Now() + timeout;
+  while (!done() && absl::Now() < until) absl::SleepFor(every);
+}
+
 // ---------------------------------------------------------------------------
 // Minimal blocking HTTP/1.1 plumbing for tests.
 
@@ -1002,10 +1012,7 @@ TEST_F(EdgeTest, FailClosedAnswers503AndFailsReadiness) {
   const std::string with = std::string(kBrowser) + "Cookie: connect.sid=" +
                            CookieValue(*r.SessionSetCookie()) + "\r\n";
   // Ready once the monitor has seen the service.
-  const absl::Time until = absl::Now() + absl::Seconds(10);
-  while (ReadyzStatus() != 200 && absl::Now() < until) {
-    absl::SleepFor(absl::Milliseconds(20));
-  }
+  PollUntil([&] { return ReadyzStatus() == 200; }, absl::Seconds(10));
   EXPECT_EQ(ReadyzStatus(), 200);
   server_->Signal(SIGKILL);
   EXPECT_EQ(server_->Wait(absl::Seconds(30)), 128 + SIGKILL);
@@ -1017,10 +1024,7 @@ TEST_F(EdgeTest, FailClosedAnswers503AndFailsReadiness) {
   EXPECT_EQ(upstream_->requests(), upstream_before);  // never reached the app
   // Bypassed traffic is still served.
   EXPECT_EQ(Do(Get("/assets/a.js", kBrowser)).status, 200);
-  const absl::Time until2 = absl::Now() + absl::Seconds(10);
-  while (ReadyzStatus() != 503 && absl::Now() < until2) {
-    absl::SleepFor(absl::Milliseconds(20));
-  }
+  PollUntil([&] { return ReadyzStatus() == 503; }, absl::Seconds(10));
   EXPECT_EQ(ReadyzStatus(), 503);
 }
 
@@ -1087,10 +1091,8 @@ TEST_F(EdgeTest, SigtermUnderLoadLosesNoRequestAndExitsZero) {
     });
   }
   // Wait until every client is well into its loop, then signal.
-  const absl::Time until = absl::Now() + absl::Seconds(20);
-  while (started.load() < kClients && absl::Now() < until) {
-    absl::SleepFor(absl::Milliseconds(5));
-  }
+  PollUntil([&] { return started.load() >= kClients; }, absl::Seconds(20),
+            absl::Milliseconds(5));
   const int64_t ok_at_signal = ok.load();
   signalled = true;
   edge_->Signal(SIGTERM);
@@ -1120,10 +1122,8 @@ TEST_F(EdgeTest, InFlightSlowRequestFinishesDuringDrain) {
   ASSERT_TRUE(reader.Read(false).has_value());
   const int64_t seen = upstream_->requests();
   ASSERT_TRUE(SendAll(fd, Get("/assets/slow.js?delay_ms=1500", kBrowser)));
-  const absl::Time until = absl::Now() + absl::Seconds(10);
-  while (upstream_->requests() == seen && absl::Now() < until) {
-    absl::SleepFor(absl::Milliseconds(2));
-  }
+  PollUntil([&] { return upstream_->requests() != seen; }, absl::Seconds(10),
+            absl::Milliseconds(2));
   ASSERT_EQ(upstream_->requests(), seen + 1);
   edge_->Signal(SIGTERM);
   auto r = reader.Read(false);
