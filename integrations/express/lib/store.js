@@ -1,0 +1,327 @@
+'use strict';
+// SessionGridStore: an express-session Store on sessiongrid-server, over
+// gRPC. express-session mints the ids; the store keeps each session under
+// that id (the server must run with --allow-client-ids), its JSON as the
+// session data, and the cookie's remaining lifetime as the TTL.
+const { createClients, grpc } = require('./client');
+
+const { status: Code } = grpc;
+
+// express-session is the application's: its Store is the base class, so
+// sessions the store loads are the application's own Session objects.
+function loadExpressSession() {
+  const tried = [];
+  const attempt = (fn) => {
+    try {
+      return fn();
+    } catch (err) {
+      tried.push(err.message.split('\n')[0]);
+      return undefined;
+    }
+  };
+  const fromHere = attempt(() => require('express-session'));
+  if (fromHere) return fromHere;
+  // Installed as a link (npm install ./integrations/express), this file's
+  // real path is outside the application: look from the application too.
+  const roots = [require.main && require.main.path, process.cwd()].filter(Boolean);
+  for (const root of roots) {
+    const found = attempt(() => require(require.resolve('express-session', { paths: [root] })));
+    if (found) return found;
+  }
+  throw new Error(`sessiongrid-express: SessionGridStore needs express-session installed (${tried.join('; ')})`);
+}
+
+const session = loadExpressSession();
+const { Store } = session;
+
+const DEFAULT_TTL_SECONDS = 86400;
+const DEFAULT_TIMEOUT_MS = 1000;
+
+const CODE_NAMES = Object.fromEntries(Object.entries(Code).map(([k, v]) => [v, k]));
+
+// A gRPC failure as an Error for express: status 503 when the service is
+// unavailable or refusing (so express answers 503), 500 otherwise.
+function serviceError(method, err, hint) {
+  const name = CODE_NAMES[err.code] || String(err.code);
+  const out = new Error(
+    `SessionGrid ${method} failed: ${name}: ${err.details || err.message}${hint ? ` (${hint})` : ''}`);
+  out.code = `SESSIONGRID_${name}`;
+  out.grpcCode = err.code;
+  out.status = [Code.UNAVAILABLE, Code.DEADLINE_EXCEEDED, Code.RESOURCE_EXHAUSTED,
+    Code.CANCELLED].includes(err.code) ? 503 : 500;
+  out.cause = err;
+  return out;
+}
+
+const CLIENT_ID_HINT =
+  'the server must run with --allow-client-ids, and ids must be 22-128 characters of [A-Za-z0-9_-]';
+
+function seconds(n) {
+  return { seconds: String(Math.max(1, Math.ceil(n))), nanos: 0 };
+}
+
+class SessionGridStore extends Store {
+  // options:
+  //   target          'HOST:PORT' or any grpc-js target ('dns:///name:7400',
+  //                   'ipv4:10.0.0.1:7400,10.0.0.2:7400'); default
+  //                   $SESSIONGRID_SERVER or 127.0.0.1:7400
+  //   credentials     grpc-js channel credentials (default insecure)
+  //   channelOptions  extra grpc-js channel options
+  //   timeout         deadline of each call in ms (default 1000)
+  //   ttl             seconds, or (session) => seconds, used when the cookie
+  //                   has no expiry (default 86400), as in connect-redis
+  //   disableTouch    touch() does nothing (TTLs are only set on writes)
+  //   disableTTL      never send a TTL: new sessions get the server's
+  //                   --default-ttl, writes keep the current expiry
+  //   principal       (session) => string | undefined: who is logged in;
+  //                   stored as the session's principal (authenticated
+  //                   class, listByPrincipal / destroyByPrincipal)
+  //   serializer      { stringify, parse } (default JSON)
+  constructor(options = {}) {
+    super();
+    this.target = options.target || process.env.SESSIONGRID_SERVER || '127.0.0.1:7400';
+    this.timeout = options.timeout === undefined ? DEFAULT_TIMEOUT_MS : Number(options.timeout);
+    if (!(this.timeout > 0)) throw new TypeError('SessionGridStore: timeout must be a positive number of ms');
+    this.ttl = options.ttl === undefined ? DEFAULT_TTL_SECONDS : options.ttl;
+    if (typeof this.ttl !== 'function' && !(typeof this.ttl === 'number' && this.ttl > 0)) {
+      throw new TypeError('SessionGridStore: ttl must be a positive number of seconds or a function');
+    }
+    this.disableTouch = Boolean(options.disableTouch);
+    this.disableTTL = Boolean(options.disableTTL);
+    if (options.principal !== undefined && typeof options.principal !== 'function') {
+      throw new TypeError('SessionGridStore: principal must be a function (session) => string');
+    }
+    this.principal = options.principal;
+    this.serializer = options.serializer || JSON;
+    const { sessions, admin } = createClients({
+      target: this.target,
+      credentials: options.credentials,
+      channelOptions: options.channelOptions,
+    });
+    this.client = sessions;
+    this.admin = admin;
+  }
+
+  // One unary call with its own deadline; resolves to the response, rejects
+  // with the gRPC error.
+  _call(client, method, request) {
+    return new Promise((resolve, reject) => {
+      const deadline = new Date(Date.now() + this.timeout);
+      client[method](request, { deadline }, (err, response) => {
+        if (err) reject(err);
+        else resolve(response);
+      });
+    });
+  }
+
+  // The session's TTL in seconds, as connect-redis computes it: the ttl
+  // function, else the cookie's remaining lifetime, else the ttl number.
+  _ttlSeconds(sess) {
+    if (typeof this.ttl === 'function') return Number(this.ttl(sess));
+    const expires = sess && sess.cookie && sess.cookie.expires;
+    if (expires) return Math.ceil((new Date(expires).getTime() - Date.now()) / 1000);
+    return this.ttl;
+  }
+
+  _principalOf(sess) {
+    if (!this.principal) return undefined;
+    const p = this.principal(sess);
+    return p === undefined || p === null || p === false ? '' : String(p);
+  }
+
+  // Runs `work` (a promise factory) and hands its outcome to an optional
+  // express-session style callback; also returns the promise.
+  _run(work, callback) {
+    const promise = work();
+    if (typeof callback === 'function') {
+      promise.then((value) => callback(null, value), (err) => callback(err));
+      return undefined;
+    }
+    return promise;
+  }
+
+  get(sid, callback) {
+    return this._run(async () => {
+      let response;
+      try {
+        response = await this._call(this.client, 'Get', { id: sid });
+      } catch (err) {
+        // Absent, expired, or an id this service cannot hold: no session.
+        if (err.code === Code.NOT_FOUND || err.code === Code.INVALID_ARGUMENT) return null;
+        throw serviceError('Get', err);
+      }
+      return this._decode(response.session);
+    }, callback);
+  }
+
+  _decode(record) {
+    const text = Buffer.from(record.data || []).toString('utf8');
+    const sess = this.serializer.parse(text);
+    if (!sess || typeof sess !== 'object') {
+      throw new Error(`SessionGrid session ${record.id} does not hold a JSON object`);
+    }
+    if (!sess.cookie || typeof sess.cookie !== 'object') {
+      // Written without a cookie (by the edge middleware or another
+      // client): one that ends when the record does.
+      const expires = record.expire_time
+        ? new Date(Number(record.expire_time.seconds) * 1000) : undefined;
+      sess.cookie = {
+        originalMaxAge: expires ? expires.getTime() - Date.now() : null,
+        expires: expires ? expires.toISOString() : undefined,
+        httpOnly: true,
+        path: '/',
+      };
+    }
+    return sess;
+  }
+
+  set(sid, sess, callback) {
+    return this._run(async () => {
+      let ttl;
+      if (!this.disableTTL) {
+        ttl = this._ttlSeconds(sess);
+        // An expired cookie: the session is over (as connect-redis does).
+        if (!(ttl > 0)) return this._destroy(sid);
+      }
+      const data = Buffer.from(this.serializer.stringify(sess), 'utf8');
+      const principal = this._principalOf(sess);
+      const update = { id: sid, data };
+      if (ttl !== undefined) update.ttl = seconds(ttl);
+      if (principal !== undefined) update.principal = principal;
+
+      // Most writes are to an existing session: Update first; NOT_FOUND
+      // means new (or expired): Create under express-session's id.
+      for (let attempt = 0; attempt < 2; attempt++) {
+        try {
+          await this._call(this.client, 'Update', update);
+          return undefined;
+        } catch (err) {
+          if (err.code !== Code.NOT_FOUND) throw serviceError('Update', err);
+        }
+        const create = { id: sid, data };
+        if (ttl !== undefined) create.ttl = seconds(ttl);
+        if (principal) create.principal = principal;
+        try {
+          await this._call(this.client, 'Create', create);
+          return undefined;
+        } catch (err) {
+          // ALREADY_EXISTS: created concurrently (try the Update again), or
+          // destroyed (a tombstone; the Update answers NOT_FOUND again).
+          if (err.code !== Code.ALREADY_EXISTS) {
+            throw serviceError('Create', err, err.code === Code.INVALID_ARGUMENT ? CLIENT_ID_HINT : '');
+          }
+        }
+      }
+      // Destroyed while this request ran (a logout): the write is dropped,
+      // a logout is never undone.
+      this.emit('dropped', sid);
+      return undefined;
+    }, callback);
+  }
+
+  async _destroy(sid) {
+    try {
+      await this._call(this.client, 'Delete', { id: sid });
+    } catch (err) {
+      if (err.code !== Code.NOT_FOUND && err.code !== Code.INVALID_ARGUMENT) {
+        throw serviceError('Delete', err);
+      }
+    }
+    return undefined;
+  }
+
+  destroy(sid, callback) {
+    return this._run(() => this._destroy(sid), callback);
+  }
+
+  touch(sid, sess, callback) {
+    return this._run(async () => {
+      if (this.disableTouch || this.disableTTL) return undefined;
+      const ttl = this._ttlSeconds(sess);
+      if (!(ttl > 0)) return undefined;
+      try {
+        await this._call(this.client, 'Touch', { id: sid, ttl: seconds(ttl) });
+      } catch (err) {
+        if (err.code !== Code.NOT_FOUND && err.code !== Code.INVALID_ARGUMENT) {
+          throw serviceError('Touch', err);
+        }
+      }
+      return undefined;
+    }, callback);
+  }
+
+  // The number of live sessions on the node that answers (NodeStats): every
+  // session it holds, including ones the edge created. Exact on one node;
+  // in a cluster, that node's share.
+  length(callback) {
+    return this._run(async () => {
+      let response;
+      try {
+        response = await this._call(this.admin, 'NodeStats', {});
+      } catch (err) {
+        throw serviceError('NodeStats', err);
+      }
+      return Number((response.stats && response.stats.sessions) || 0);
+    }, callback);
+  }
+
+  // The service's public API has no way to enumerate sessions (ids are
+  // random and there is no scan RPC), so these answer an error rather than
+  // a wrong list. Per user, listByPrincipal / destroyByPrincipal work.
+  _unsupported(name) {
+    const err = new Error(
+      `SessionGridStore.${name}() is not supported: sessiongrid-server has no call that enumerates sessions ` +
+      '(use listByPrincipal / destroyByPrincipal with the principal option)');
+    err.code = 'SESSIONGRID_NOT_SUPPORTED';
+    return err;
+  }
+
+  all(callback) {
+    return this._run(async () => { throw this._unsupported('all'); }, callback);
+  }
+
+  ids(callback) {
+    return this._run(async () => { throw this._unsupported('ids'); }, callback);
+  }
+
+  clear(callback) {
+    return this._run(async () => { throw this._unsupported('clear'); }, callback);
+  }
+
+  // Sessions of one principal (needs the principal option): an object of
+  // id -> session, at most the server's limit (1000).
+  listByPrincipal(principal, callback) {
+    return this._run(async () => {
+      let response;
+      try {
+        response = await this._call(this.client, 'ListByPrincipal', { principal: String(principal) });
+      } catch (err) {
+        throw serviceError('ListByPrincipal', err);
+      }
+      const out = {};
+      for (const record of response.sessions || []) out[record.id] = this._decode(record);
+      return out;
+    }, callback);
+  }
+
+  // Log out everywhere: deletes every session of the principal; resolves
+  // to how many were deleted.
+  destroyByPrincipal(principal, callback) {
+    return this._run(async () => {
+      let response;
+      try {
+        response = await this._call(this.client, 'DeleteByPrincipal', { principal: String(principal) });
+      } catch (err) {
+        throw serviceError('DeleteByPrincipal', err);
+      }
+      return Number(response.deleted_count || 0);
+    }, callback);
+  }
+
+  // Closes the gRPC channel (tests, graceful shutdown).
+  close() {
+    this.client.close();
+  }
+}
+
+module.exports = { SessionGridStore, serviceError };
