@@ -25,7 +25,17 @@ const WRITABLE = new Set(['none', 'loaded', 'expired']);
 
 const CTX = Symbol('sessiongrid.edgeSession.context');
 
+// A change after the response head went out cannot reach the edge: the
+// default report is one process warning.
 let lateChangeWarned = false;
+function warnLateChange() {
+  if (lateChangeWarned) return;
+  lateChangeWarned = true;
+  process.emitWarning(
+    'sessiongrid-express: req.session changed after the response head was sent; ' +
+    'behind the edge, changes travel in response headers, so this one was lost',
+    { code: 'SESSIONGRID_LATE_CHANGE' });
+}
 
 // ---- cookie ---------------------------------------------------------------
 
@@ -232,7 +242,11 @@ function normaliseOptions(options) {
   if (unavailable !== 'error' && unavailable !== 'continue') {
     throw new TypeError("edgeSession: unavailable must be 'error' or 'continue'");
   }
+  if (o.onLateChange !== undefined && typeof o.onLateChange !== 'function') {
+    throw new TypeError('edgeSession: onLateChange must be a function (req) => void');
+  }
   return {
+    onLateChange: o.onLateChange || warnLateChange,
     cookieMaxAge: typeof maxAge === 'number' ? maxAge : undefined,
     cookieAttributes: { path: '/', httpOnly: true, ...attributes },
     principal: o.principal,
@@ -391,14 +405,8 @@ function edgeSession(options) {
     });
     res.once('finish', () => {
       const s = req.session;
-      if (lateChangeWarned || ctx.emittedJson === undefined || !(s instanceof EdgeSession)) return;
-      if (s[CTX] === ctx && serialise(s) !== ctx.emittedJson) {
-        lateChangeWarned = true;
-        process.emitWarning(
-          'sessiongrid-express: req.session changed after the response head was sent; ' +
-          'behind the edge, changes travel in response headers, so this one was lost',
-          { code: 'SESSIONGRID_LATE_CHANGE' });
-      }
+      if (ctx.emittedJson === undefined || !(s instanceof EdgeSession)) return;
+      if (s[CTX] === ctx && serialise(s) !== ctx.emittedJson) opts.onLateChange(req);
     });
     next();
   };
