@@ -3,6 +3,7 @@
 // gRPC. express-session mints the ids; the store keeps each session under
 // that id (the server must run with --allow-client-ids), its JSON as the
 // session data, and the cookie's remaining lifetime as the TTL.
+const path = require('path');
 const { createClients, grpc } = require('./client');
 
 const { status: Code } = grpc;
@@ -19,15 +20,17 @@ function loadExpressSession() {
       return undefined;
     }
   };
-  const fromHere = attempt(() => require('express-session'));
-  if (fromHere) return fromHere;
   // Installed as a link (npm install ./integrations/express), this file's
-  // real path is outside the application: look from the application too.
-  const roots = [require.main && require.main.path, process.cwd()].filter(Boolean);
+  // real path is outside the application: the application's copy comes
+  // first, then (e.g. in this package's own tests) ours.
+  const linked = !__dirname.split(path.sep).includes('node_modules');
+  const roots = linked ? [require.main && require.main.path, process.cwd()].filter(Boolean) : [];
   for (const root of roots) {
     const found = attempt(() => require(require.resolve('express-session', { paths: [root] })));
     if (found) return found;
   }
+  const fromHere = attempt(() => require('express-session'));
+  if (fromHere) return fromHere;
   throw new Error(`sessiongrid-express: SessionGridStore needs express-session installed (${tried.join('; ')})`);
 }
 
@@ -53,8 +56,17 @@ function serviceError(method, err, hint) {
   return out;
 }
 
-const CLIENT_ID_HINT =
-  'the server must run with --allow-client-ids, and ids must be 22-128 characters of [A-Za-z0-9_-]';
+// What a refused Create under express-session's id usually means.
+function createHint(code) {
+  if (code === Code.PERMISSION_DENIED) {
+    return 'sessiongrid-server stores sessions under application ids only with --allow-client-ids';
+  }
+  if (code === Code.INVALID_ARGUMENT) {
+    return 'ids must be 22-128 characters of [A-Za-z0-9_-], data at most --max-session-bytes, ' +
+      'the TTL at most --max-ttl';
+  }
+  return '';
+}
 
 function seconds(n) {
   return { seconds: String(Math.max(1, Math.ceil(n))), nanos: 0 };
@@ -208,7 +220,7 @@ class SessionGridStore extends Store {
           // ALREADY_EXISTS: created concurrently (try the Update again), or
           // destroyed (a tombstone; the Update answers NOT_FOUND again).
           if (err.code !== Code.ALREADY_EXISTS) {
-            throw serviceError('Create', err, err.code === Code.INVALID_ARGUMENT ? CLIENT_ID_HINT : '');
+            throw serviceError('Create', err, createHint(err.code));
           }
         }
       }

@@ -1,0 +1,266 @@
+'use strict';
+// Without the edge: express-session with SessionGridStore on a real
+// sessiongrid-server (--allow-client-ids), on loopback.
+const session = require('express-session');
+const { SessionGridStore } = require('..');
+const { createDemoApp } = require('../examples/demo-app');
+const {
+  BROWSER_HEADERS, Browser, blackHole, freePort, listen, nodeStats, rawClient, startServer, stopAll, waitFor,
+} = require('./harness');
+const { describeFlows } = require('./flows');
+
+const SECRET = 'store-test-secret';
+const NOT_FOUND = 5;
+
+let server;
+let store;
+let app;
+let raw;
+const stores = [];
+
+function newStore(options = {}) {
+  const s = new SessionGridStore({ target: server.address, ...options });
+  stores.push(s);
+  return s;
+}
+
+function sessionApp(s) {
+  return createDemoApp(session({ store: s, secret: SECRET, resave: false, saveUninitialized: false }));
+}
+
+// A session as express-session hands it to store.set.
+function sess(data, maxAgeMs = 3600 * 1000) {
+  const cookie = { originalMaxAge: maxAgeMs, path: '/', httpOnly: true };
+  if (maxAgeMs !== null) cookie.expires = new Date(Date.now() + maxAgeMs).toISOString();
+  return { cookie, ...data };
+}
+
+// An id as express-session mints them (24 random bytes, base64url).
+function newId() {
+  return require('crypto').randomBytes(24).toString('base64url');
+}
+
+async function ttlOnServer(id) {
+  const record = (await raw.call('Get', { id })).session;
+  return Number(record.expire_time.seconds) - Date.now() / 1000;
+}
+
+async function gone(id) {
+  try {
+    await raw.call('Get', { id });
+    return false;
+  } catch (err) {
+    return err.code === NOT_FOUND;
+  }
+}
+
+beforeAll(async () => {
+  server = await startServer({ args: ['--allow-client-ids', '--default-ttl=1h'] });
+  raw = rawClient(server.address);
+  store = newStore({ principal: (s) => s.user });
+  app = await listen(sessionApp(store));
+});
+
+afterAll(async () => {
+  if (app) await app.close();
+  for (const s of stores) s.close();
+  if (raw) raw.close();
+  await stopAll();
+});
+
+describeFlows('express-session + SessionGridStore', () => app);
+
+describe('SessionGridStore API', () => {
+  test('set then get: the session JSON under express-session\'s own id', async () => {
+    const id = newId();
+    const value = sess({ user: 'alice', cart: [1, 2] });
+    await store.set(id, value);
+    expect(await store.get(id)).toEqual(JSON.parse(JSON.stringify(value)));
+    const record = (await raw.call('Get', { id })).session;
+    expect(record.id).toBe(id);
+    expect(JSON.parse(Buffer.from(record.data).toString())).toEqual(JSON.parse(JSON.stringify(value)));
+    expect(record.principal).toBe('alice');
+    // A second set updates in place.
+    await store.set(id, sess({ user: 'alice', cart: [3] }));
+    expect((await store.get(id)).cart).toEqual([3]);
+  });
+
+  test('callbacks work as express-session calls them', async () => {
+    const id = newId();
+    await new Promise((resolve, reject) => store.set(id, sess({ n: 1 }), (err) => (err ? reject(err) : resolve())));
+    const got = await new Promise((resolve, reject) => store.get(id, (err, s) => (err ? reject(err) : resolve(s))));
+    expect(got.n).toBe(1);
+    await new Promise((resolve, reject) => store.destroy(id, (err) => (err ? reject(err) : resolve())));
+    const after = await new Promise((resolve, reject) => store.get(id, (err, s) => (err ? reject(err) : resolve(s))));
+    expect(after).toBeNull();
+  });
+
+  test('absent, destroyed and malformed ids read as no session', async () => {
+    expect(await store.get(newId())).toBeNull();
+    expect(await store.get('short')).toBeNull();
+    expect(await store.get('has spaces and is long enough to pass')).toBeNull();
+    await store.destroy(newId()); // nothing to destroy: no error
+  });
+
+  test('the TTL is the cookie\'s remaining maxAge', async () => {
+    const id = newId();
+    await store.set(id, sess({ n: 1 }, 120 * 1000));
+    const ttl = await ttlOnServer(id);
+    expect(ttl).toBeGreaterThan(115);
+    expect(ttl).toBeLessThanOrEqual(121);
+  });
+
+  test('without a cookie expiry: the ttl option (number or function)', async () => {
+    const id = newId();
+    await newStore({ ttl: 300 }).set(id, sess({ n: 1 }, null));
+    expect(await ttlOnServer(id)).toBeGreaterThan(295);
+    expect(await ttlOnServer(id)).toBeLessThanOrEqual(301);
+    const id2 = newId();
+    await newStore({ ttl: (s) => s.days * 86400 }).set(id2, sess({ days: 2 }));
+    expect(await ttlOnServer(id2)).toBeGreaterThan(2 * 86400 - 10);
+  });
+
+  test('disableTTL: the server\'s --default-ttl, and writes keep the expiry', async () => {
+    const s = newStore({ disableTTL: true });
+    const id = newId();
+    await s.set(id, sess({ n: 1 }, 60 * 1000));
+    const ttl = await ttlOnServer(id);
+    expect(ttl).toBeGreaterThan(3590);
+    expect(ttl).toBeLessThanOrEqual(3601);
+    await s.touch(id, sess({ n: 1 }, 10 * 1000));
+    expect(await ttlOnServer(id)).toBeGreaterThan(3580);
+  });
+
+  test('touch() extends to the cookie\'s maxAge; disableTouch leaves it', async () => {
+    const id = newId();
+    await store.set(id, sess({ n: 1 }, 60 * 1000));
+    await store.touch(id, sess({ n: 1 }, 7200 * 1000));
+    expect(await ttlOnServer(id)).toBeGreaterThan(7190);
+    const quiet = newStore({ disableTouch: true });
+    await quiet.touch(id, sess({ n: 1 }, 60 * 1000));
+    expect(await ttlOnServer(id)).toBeGreaterThan(7190);
+    await store.touch(newId(), sess({ n: 1 })); // absent: no error
+  });
+
+  test('a session expires on the server when its cookie does', async () => {
+    const id = newId();
+    await store.set(id, sess({ n: 1 }, 1500));
+    expect(await store.get(id)).not.toBeNull();
+    await waitFor(() => gone(id), 'the session to expire', { timeoutMs: 10000, intervalMs: 100 });
+    expect(await store.get(id)).toBeNull();
+  });
+
+  test('an already expired cookie deletes the session', async () => {
+    const id = newId();
+    await store.set(id, sess({ n: 1 }));
+    await store.set(id, sess({ n: 2 }, -1000));
+    expect(await store.get(id)).toBeNull();
+  });
+
+  test('a write after destroy is dropped: a logout is never undone', async () => {
+    const id = newId();
+    await store.set(id, sess({ user: 'mallory' }));
+    await store.destroy(id);
+    const dropped = [];
+    store.on('dropped', (sid) => dropped.push(sid));
+    await store.set(id, sess({ user: 'mallory', n: 2 }));
+    expect(dropped).toEqual([id]);
+    expect(await store.get(id)).toBeNull();
+  });
+
+  test('length counts the live sessions of the node', async () => {
+    const before = await store.length();
+    expect(before).toBe((await nodeStats(server.address)).sessions);
+    const id = newId();
+    await store.set(id, sess({ n: 1 }));
+    expect(await store.length()).toBe(before + 1);
+    await store.destroy(id);
+    await waitFor(async () => (await store.length()) === before, 'length to drop back');
+  });
+
+  test('all, ids and clear answer an error (no enumeration in the API), never a wrong answer', async () => {
+    for (const name of ['all', 'ids', 'clear']) {
+      await expect(store[name]()).rejects.toMatchObject({ code: 'SESSIONGRID_NOT_SUPPORTED' });
+      const err = await new Promise((resolve) => store[name]((e) => resolve(e)));
+      expect(err.code).toBe('SESSIONGRID_NOT_SUPPORTED');
+    }
+  });
+
+  test('principal option: listByPrincipal and destroyByPrincipal (log out everywhere)', async () => {
+    const ids = [newId(), newId(), newId()];
+    for (const id of ids) await store.set(id, sess({ user: 'judy' }));
+    const listed = await store.listByPrincipal('judy');
+    expect(Object.keys(listed).sort()).toEqual([...ids].sort());
+    expect(listed[ids[0]].user).toBe('judy');
+    expect(await store.destroyByPrincipal('judy')).toBe(3);
+    for (const id of ids) expect(await store.get(id)).toBeNull();
+  });
+
+  test('a server without --allow-client-ids: the refusal reaches the callback, with the flag named', async () => {
+    const strict = await startServer();
+    const s = new SessionGridStore({ target: strict.address });
+    try {
+      const err = await new Promise((resolve) => s.set(newId(), sess({ n: 1 }), resolve));
+      expect(err).toBeInstanceOf(Error);
+      expect(err.code).toBe('SESSIONGRID_PERMISSION_DENIED');
+      expect(err.message).toMatch(/--allow-client-ids/);
+    } finally {
+      s.close();
+    }
+  });
+});
+
+describe('SessionGridStore when the service is unavailable', () => {
+  let cookie;
+  beforeAll(async () => {
+    const b = new Browser(app.url, { headers: BROWSER_HEADERS });
+    await b.post('/api/auth/login', { username: 'kim', password: 'pw' });
+    cookie = b.cookies.get('connect.sid');
+    expect(cookie).toBeDefined();
+  });
+
+  async function against(target, timeout) {
+    const s = newStore({ target, timeout });
+    const down = await listen(sessionApp(s));
+    try {
+      const b = new Browser(down.url, { headers: BROWSER_HEADERS });
+      b.cookies.set('connect.sid', cookie);
+      const results = [];
+      for (const [method, p, body] of [
+        ['GET', '/api/user/whoami'],
+        ['POST', '/api/auth/login', { username: 'kim', password: 'pw' }],
+        ['GET', '/'],
+      ]) {
+        const started = Date.now();
+        const r = await b.request(method, p, { json: body, timeoutMs: 10000 });
+        results.push({ ...r, ms: Date.now() - started });
+      }
+      return results;
+    } finally {
+      await down.close();
+    }
+  }
+
+  test('nothing listening: every request gets the error from express at once (503)', async () => {
+    const results = await against(`127.0.0.1:${await freePort()}`, 1000);
+    for (const r of results) {
+      expect(r.status).toBe(503);
+      expect(r.ms).toBeLessThan(3000);
+    }
+    expect(results[0].data.error).toMatch(/SessionGrid Get failed: UNAVAILABLE/);
+  });
+
+  test('a service that never answers: the deadline ends each call (no hang)', async () => {
+    const hole = await blackHole();
+    try {
+      const results = await against(hole.address, 300);
+      for (const r of results) {
+        expect(r.status).toBe(503);
+        expect(r.ms).toBeLessThan(2500);
+      }
+      expect(results[0].data.error).toMatch(/DEADLINE_EXCEEDED|UNAVAILABLE/);
+    } finally {
+      await hole.close();
+    }
+  });
+});
