@@ -10,6 +10,7 @@
 //
 //   SG_SERVER_BIN=... SG_EDGE_BIN=... node tests/deploy/flags.test.mjs
 import { spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { render, tally, valuesDir } from "./lib.mjs";
 
@@ -68,7 +69,7 @@ for (const [name, args] of [["defaults", []], ["production.yaml", ["-f", join(va
   for (const w of objs.filter((o) => o.kind === "StatefulSet" || o.kind === "Deployment")) {
     const c = w.spec.template.spec.containers[0];
     const which = w.kind === "StatefulSet" ? "server" : "edge";
-    if (!t.check(bins[which], `SG_${which.toUpperCase()}_BIN is not set`)) continue;
+    if (!t.check(bins[which] && existsSync(bins[which]), `SG_${which.toUpperCase()}_BIN (${bins[which]}) is not set or not built`)) continue;
     t.check(c.command[0].endsWith(`/sessiongrid-${which}`), `${name}: ${w.kind} runs sessiongrid-${which}`);
     const argv = expand(c.args, podEnv(c, `${w.metadata.name}-0`));
     t.check(argv.every((a) => !a.includes("$(")), `${name}: every $(VAR) in the ${which} args expands`);
