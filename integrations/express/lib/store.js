@@ -3,38 +3,14 @@
 // gRPC. express-session mints the ids; the store keeps each session under
 // that id (the server must run with --allow-client-ids), its JSON as the
 // session data, and the cookie's remaining lifetime as the TTL.
-const path = require('path');
 const { createClients, grpc } = require('./client');
+const { requirePeer } = require('./peer');
 
 const { status: Code } = grpc;
 
 // express-session is the application's: its Store is the base class, so
 // sessions the store loads are the application's own Session objects.
-function loadExpressSession() {
-  const tried = [];
-  const attempt = (fn) => {
-    try {
-      return fn();
-    } catch (err) {
-      tried.push(err.message.split('\n')[0]);
-      return undefined;
-    }
-  };
-  // Installed as a link (npm install ./integrations/express), this file's
-  // real path is outside the application: the application's copy comes
-  // first, then (e.g. in this package's own tests) ours.
-  const linked = !__dirname.split(path.sep).includes('node_modules');
-  const roots = linked ? [require.main && require.main.path, process.cwd()].filter(Boolean) : [];
-  for (const root of roots) {
-    const found = attempt(() => require(require.resolve('express-session', { paths: [root] })));
-    if (found) return found;
-  }
-  const fromHere = attempt(() => require('express-session'));
-  if (fromHere) return fromHere;
-  throw new Error(`sessiongrid-express: SessionGridStore needs express-session installed (${tried.join('; ')})`);
-}
-
-const session = loadExpressSession();
+const session = requirePeer('express-session', 'SessionGridStore');
 const { Store } = session;
 
 const DEFAULT_TTL_SECONDS = 86400;

@@ -36,7 +36,7 @@ function tempDir(tag) {
 // Starts `bin args` and resolves when its log shows msg=listening, with
 // the parsed key=value fields of that line. Rejects if it exits first or
 // does not listen within timeoutMs.
-function startLogged(name, bin, args, { timeoutMs = 20000 } = {}) {
+function startLogged(name, bin, args, { timeoutMs = 20000, ready = /\bmsg=listening\b/ } = {}) {
   const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   const proc = { name, child, log: '', exited: false };
   processes.add(proc);
@@ -55,10 +55,10 @@ function startLogged(name, bin, args, { timeoutMs = 20000 } = {}) {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       clearInterval(poll);
-      reject(new Error(`${name} did not log msg=listening within ${timeoutMs} ms:\n${proc.log}`));
+      reject(new Error(`${name} did not log ${ready} within ${timeoutMs} ms:\n${proc.log}`));
     }, timeoutMs);
     const poll = setInterval(() => {
-      const line = proc.log.split('\n').find((l) => /\bmsg=listening\b/.test(l));
+      const line = proc.log.split('\n').find((l) => ready.test(l));
       if (line) {
         clearInterval(poll);
         clearTimeout(timer);
@@ -104,9 +104,8 @@ async function startServer({ args = [], dir } = {}) {
 
 // sessiongrid-edge in front of `upstream` (http://HOST:PORT). Resolves to
 // { url, adminUrl, secrets, proc } once /readyz answers 200.
-async function startEdge({ upstream, service, args = [] }) {
+async function startEdge({ upstream, service, args = [], secrets = [crypto.randomBytes(32).toString('hex')] }) {
   const work = tempDir('edge');
-  const secrets = [crypto.randomBytes(32).toString('hex')];
   const secretFile = path.join(work, 'cookie-secrets');
   fs.writeFileSync(secretFile, `${secrets.join('\n')}\n`);
   const proc = await startLogged('sessiongrid-edge', binary('SG_EDGE_BIN'), [
@@ -128,6 +127,28 @@ async function startEdge({ upstream, service, args = [] }) {
   };
   await waitFor(async () => (await fetch(`${edge.adminUrl}/readyz`)).status === 200, 'edge /readyz');
   return edge;
+}
+
+// redis-server on a free loopback port, no persistence, in a temp dir.
+// Resolves to { address, port, proc }. A port taken between the probe and
+// the bind is retried with another (bounded).
+async function startRedis() {
+  let lastError;
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const port = await freePort();
+    const work = tempDir('redis');
+    try {
+      const proc = await startLogged('redis-server', process.env.SG_REDIS_BIN || 'redis-server', [
+        '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
+        '--dir', work, '--protected-mode', 'yes',
+      ], { ready: /Ready to accept connections/ });
+      return { address: `127.0.0.1:${port}`, port, proc };
+    } catch (err) {
+      lastError = err;
+      if (!/Address already in use/.test(err.message)) throw err;
+    }
+  }
+  throw lastError;
 }
 
 // An express app (or any request listener) on a free loopback port.
@@ -310,6 +331,7 @@ module.exports = {
   nodeStats,
   rawClient,
   startEdge,
+  startRedis,
   startServer,
   stop,
   stopAll,
