@@ -65,6 +65,10 @@ class SessionGridStore extends Store {
   //                   stored as the session's principal (authenticated
   //                   class, listByPrincipal / destroyByPrincipal)
   //   serializer      { stringify, parse } (default JSON)
+  //   fallback        another express-session store (e.g. connect-redis's)
+  //                   read on a miss during a migration: a session found
+  //                   there is copied here under its id; destroy() removes
+  //                   it from both
   constructor(options = {}) {
     super();
     this.target = options.target || process.env.SESSIONGRID_SERVER || '127.0.0.1:7400';
@@ -81,6 +85,12 @@ class SessionGridStore extends Store {
     }
     this.principal = options.principal;
     this.serializer = options.serializer || JSON;
+    if (options.fallback !== undefined &&
+        !(options.fallback && typeof options.fallback.get === 'function' &&
+          typeof options.fallback.destroy === 'function')) {
+      throw new TypeError('SessionGridStore: fallback must be an express-session store');
+    }
+    this.fallback = options.fallback;
     const { sessions, admin } = createClients({
       target: this.target,
       credentials: options.credentials,
@@ -130,16 +140,47 @@ class SessionGridStore extends Store {
 
   get(sid, callback) {
     return this._run(async () => {
-      let response;
-      try {
-        response = await this._call(this.client, 'Get', { id: sid });
-      } catch (err) {
-        // Absent, expired, or an id this service cannot hold: no session.
-        if (err.code === Code.NOT_FOUND || err.code === Code.INVALID_ARGUMENT) return null;
-        throw serviceError('Get', err);
-      }
-      return this._decode(response.session);
+      const found = await this._get(sid);
+      if (found !== null || !this.fallback) return found;
+      return this._migrate(sid);
     }, callback);
+  }
+
+  async _get(sid) {
+    let response;
+    try {
+      response = await this._call(this.client, 'Get', { id: sid });
+    } catch (err) {
+      // Absent, expired, or an id this service cannot hold: no session.
+      if (err.code === Code.NOT_FOUND || err.code === Code.INVALID_ARGUMENT) return null;
+      throw serviceError('Get', err);
+    }
+    return this._decode(response.session);
+  }
+
+  // A miss during a migration: the fallback's session, copied here under
+  // the same id. A tombstone (logged out here) wins: no copy, no session.
+  async _migrate(sid) {
+    const old = await new Promise((resolve, reject) => {
+      this.fallback.get(sid, (err, value) => (err ? reject(err) : resolve(value || null)));
+    });
+    if (!old) return null;
+    const ttl = this.disableTTL ? undefined : this._ttlSeconds(old);
+    if (ttl !== undefined && !(ttl > 0)) return null;
+    const create = { id: sid, data: Buffer.from(this.serializer.stringify(old), 'utf8') };
+    if (ttl !== undefined) create.ttl = seconds(ttl);
+    const principal = this._principalOf(old);
+    if (principal) create.principal = principal;
+    try {
+      await this._call(this.client, 'Create', create);
+      this.emit('migrated', sid);
+      return this._decode({ id: sid, data: create.data });
+    } catch (err) {
+      if (err.code !== Code.ALREADY_EXISTS) throw serviceError('Create', err, createHint(err.code));
+    }
+    // Created meanwhile by a concurrent request (then read it), or
+    // destroyed here (then it stays destroyed).
+    return this._get(sid);
   }
 
   _decode(record) {
@@ -219,7 +260,14 @@ class SessionGridStore extends Store {
   }
 
   destroy(sid, callback) {
-    return this._run(() => this._destroy(sid), callback);
+    return this._run(async () => {
+      await this._destroy(sid);
+      if (this.fallback) {
+        await new Promise((resolve, reject) => {
+          this.fallback.destroy(sid, (err) => (err ? reject(err) : resolve()));
+        });
+      }
+    }, callback);
   }
 
   touch(sid, sess, callback) {

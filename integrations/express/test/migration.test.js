@@ -176,6 +176,36 @@ describe('import-redis', () => {
     expect(again).toMatchObject({ imported: 0, skipped: { exists: 40 } });
   });
 
+  test('fallback: a session written to Redis after the import is found, copied, and logged out in both', async () => {
+    // Dave logs in on the old stack after the import ran.
+    const dave = new Browser(before.url, { headers: BROWSER_HEADERS });
+    await dave.post('/api/auth/login', { username: 'dave', password: 'pw' });
+    const cookie = dave.cookies.get('connect.sid');
+    const id = idOf(cookie);
+    expect(await redis.get(`sess:${id}`)).not.toBeNull();
+    const store = new SessionGridStore({ target: server.address, fallback: new RedisStore({ client: redis }) });
+    const migrated = [];
+    store.on('migrated', (sid) => migrated.push(sid));
+    const app = await listen(expressApp(store));
+    try {
+      const b = new Browser(app.url, { headers: BROWSER_HEADERS });
+      b.cookies.set('connect.sid', cookie);
+      expect((await b.get('/api/user/whoami')).data).toEqual({ loggedIn: true, user: 'dave', counter: 0 });
+      expect(migrated).toEqual([id]);
+      expect(JSON.parse(Buffer.from((await raw.call('Get', { id })).session.data).toString()).user).toBe('dave');
+      expect((await b.post('/api/user/counter')).data).toEqual({ counter: 1, user: 'dave' });
+      expect(migrated).toEqual([id]); // read from SessionGrid from now on
+      await b.post('/api/auth/logout');
+      expect(await redis.get(`sess:${id}`)).toBeNull();
+      const replay = new Browser(app.url, { headers: BROWSER_HEADERS });
+      replay.cookies.set('connect.sid', cookie);
+      expect((await replay.get('/api/user/whoami')).data.loggedIn).toBe(false);
+    } finally {
+      await app.close();
+      store.close();
+    }
+  });
+
   test('a server without --allow-client-ids: exit 1, the flag named, nothing written', async () => {
     const strict = await startServer();
     const r = spawnSync(process.execPath, [CLI, '--server', strict.address, '--redis', redisServer.address], {
