@@ -67,7 +67,10 @@ process.on("SIGTERM", () => process.exit(143));
 // --- what the server binary knows ----------------------------------------------
 const serverHelp = spawnSync(bins.server, ["--help"], { encoding: "utf8" }).stdout ?? "";
 const serverKnows = (flag) => serverHelp.includes(`--${flag} `) || serverHelp.includes(`--${flag}\n`);
-const replication = ["peer-listen", "peer-dns", "advertise-address"].every(serverKnows) || serverKnows("peers");
+// SG_REHEARSAL_SINGLE_NODE=1 runs one node as if the flags were missing
+// (to rehearse the edges alone).
+const replication = !process.env.SG_REHEARSAL_SINGLE_NODE &&
+  ["peer-listen", "peers", "advertise-address"].every(serverKnows);
 
 // --- render ------------------------------------------------------------------------------
 const ports = { server: await freePort(), peer: await freePort(), edge: await freePort(), admin: await freePort(), demo: await freePort() };
@@ -81,6 +84,8 @@ const objects = render([
   // Extra values, e.g. SG_REHEARSAL_SET=edge.preStopSleepSeconds=0,edge.drainDelaySeconds=0
   // shows what the pause and the drain delay are for (requests fail).
   ...(process.env.SG_REHEARSAL_SET ? ["--set", process.env.SG_REHEARSAL_SET] : []),
+  // One node: a cluster of one (N = W = R = 1).
+  ...(replication ? [] : ["--set", "server.replicas=1,server.replication.factor=1,server.replication.writeQuorum=1,server.replication.readQuorum=1"]),
 ]);
 const sts = objects.find((o) => o.kind === "StatefulSet");
 const dep = objects.find((o) => o.kind === "Deployment");
@@ -140,6 +145,11 @@ function translate(args, pod) {
       t.equal(name, `${peersSvc.metadata.name}.${ns}.svc.${domain}`, `${pod.name}: --peer-dns names the headless Service`);
       flag = "peers";
       v = serverAddrs(port);
+      if (!replication) {
+        // One node without replication: the local store alone.
+        dropped.add(rendered);
+        continue;
+      }
     } else if (flag === "memory-limit" && v === "auto") {
       // auto reads the container's cgroup memory.max, which the kubelet sets
       // to resources.limits.memory; on loopback there is no such cgroup.
@@ -203,7 +213,8 @@ demo = spawn(bins.demo, ["--listen", `127.0.0.1:${ports.demo}`], { stdio: "ignor
 for (let i = 0; i < 100 && !(await httpProbe("127.0.0.1", ports.demo, "/api/health", 500)).ok; i++) await sleep(100);
 
 console.log(`work dir ${work}`);
-console.log(`replication flags in sessiongrid-server: ${replication ? "yes" : "no (issue 7 pending)"}`);
+const noReplication = process.env.SG_REHEARSAL_SINGLE_NODE ? "SG_REHEARSAL_SINGLE_NODE is set" : "sessiongrid-server lacks the replication flags (issue 7 pending)";
+console.log(`replication: ${replication ? "yes" : `no: ${noReplication}`}`);
 
 // --- 1. start ---------------------------------------------------------------------------
 async function startAndWait(pod, what) {
@@ -216,7 +227,7 @@ async function startAndWait(pod, what) {
 const serverPods = Array.from({ length: serverReplicas }, (_, i) => newServerPod(i));
 // podManagementPolicy: Parallel: all at once.
 const started = await Promise.all(serverPods.map((p) => startAndWait(p, "start")));
-if (dropped.size) console.log(`dropped server flags the binary does not know yet: ${[...dropped].map((f) => "--" + f).join(" ")}`);
+if (dropped.size) console.log(`dropped server flags (unknown to the binary, or single node): ${[...dropped].map((f) => "--" + f).join(" ")}`);
 if (!started.every(Boolean)) finish();
 console.log(`servers ready: ${serverPods.map((p) => `${p.name}@${p.ip}`).join(", ")}`);
 console.log(`server args: ${serverPods[0].args.join(" ")}`);
@@ -231,24 +242,34 @@ const lbPort = await proxy.listen();
 
 // --- load ---------------------------------------------------------------------------------
 const BROWSER = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
-const stats = { requests: 0, failed: 0, lost: 0, regressions: 0, bypassed: 0, failures: [] };
-function request(method, path, { cookie, body, ua = BROWSER } = {}) {
-  return new Promise((resolve) => {
+const stats = { requests: 0, failed: 0, lost: 0, regressions: 0, bypassed: 0, retried: 0, failures: [] };
+// Half the users keep their connections alive, as browsers do; like a
+// browser, such a user retries a GET once when a reused connection turns out
+// to have been closed by the server (RFC 9112 9.3.1); nothing else is retried.
+function request(method, path, { cookie, body, ua = BROWSER, agent = false } = {}) {
+  const once = () => new Promise((resolve) => {
     const headers = { "User-Agent": ua, Accept: "application/json" };
     if (cookie) headers.Cookie = cookie;
     if (body) {
       headers["Content-Type"] = "application/json";
       headers["Content-Length"] = Buffer.byteLength(body);
     }
-    const req = http.request({ host: "127.0.0.1", port: lbPort, method, path, headers, agent: false, timeout: 5000 }, (res) => {
+    const req = http.request({ host: "127.0.0.1", port: lbPort, method, path, headers, agent, timeout: 5000 }, (res) => {
       const chunks = [];
       res.on("data", (c) => chunks.push(c));
       res.on("end", () => resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks).toString() }));
       res.on("error", (e) => resolve({ status: 0, error: e.code || e.message }));
     });
     req.on("timeout", () => req.destroy(new Error("timeout")));
-    req.on("error", (e) => resolve({ status: 0, error: e.code || e.message }));
+    req.on("error", (e) => resolve({ status: 0, error: e.code || e.message, reused: req.reusedSocket }));
     req.end(body);
+  });
+  return once().then((r) => {
+    if (r.status === 0 && r.reused && method === "GET" && ["ECONNRESET", "EPIPE"].includes(r.error)) {
+      stats.retried++;
+      return once();
+    }
+    return r;
   });
 }
 function fail(what, r) {
@@ -272,6 +293,7 @@ async function login(name) {
 }
 for (let i = 0; i < USERS; i++) {
   const u = await login(`user${i}`);
+  if (u && i % 2) u.agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
   t.check(u, `login user${i}`);
   if (u) users.push(u);
 }
@@ -280,7 +302,7 @@ let loadOn = true;
 async function userLoop(u) {
   let i = 0;
   while (loadOn) {
-    const who = await request("GET", "/api/user/whoami", { cookie: u.cookie });
+    const who = await request("GET", "/api/user/whoami", { cookie: u.cookie, agent: u.agent });
     stats.requests++;
     let j = null;
     try {
@@ -291,7 +313,7 @@ async function userLoop(u) {
       stats.lost++;
       fail(`whoami ${u.name}: not logged in (sessionStatus ${j?.sessionStatus})`, who);
     }
-    const c = await request("POST", "/api/user/counter", { cookie: u.cookie });
+    const c = await request("POST", "/api/user/counter", { cookie: u.cookie, agent: u.agent });
     stats.requests++;
     if (c.status !== 200) fail(`counter ${u.name}`, c);
     else {
@@ -303,7 +325,7 @@ async function userLoop(u) {
     if (rotated) u.cookie = rotated;
     if (i++ % 4 === 0) {
       for (const [path, ua] of [["/assets/main.js", BROWSER], ["/", "Googlebot/2.1 (+http://www.google.com/bot.html)"]]) {
-        const b = await request("GET", path, { ua });
+        const b = await request("GET", path, { ua, agent: u.agent });
         stats.requests++;
         stats.bypassed++;
         if (b.status !== 200) fail(`bypass ${path}`, b);
@@ -316,7 +338,7 @@ async function userLoop(u) {
 const loops = users.map(userLoop);
 await sleep(3000);
 const mark = (phase) => {
-  console.log(`[${phase}] requests ${stats.requests}, failed ${stats.failed}, lost sessions ${stats.lost}, counter regressions ${stats.regressions}`);
+  console.log(`[${phase}] requests ${stats.requests}, failed ${stats.failed}, lost sessions ${stats.lost}, counter regressions ${stats.regressions}, GETs retried on a closed keep-alive connection ${stats.retried}`);
 };
 mark("steady");
 
@@ -342,7 +364,7 @@ if (replication) {
   }
 } else {
   skipped++;
-  console.log("SKIP server rolling restart: sessiongrid-server has no replication flags yet (issue 7); one node restarting is an outage");
+  console.log(`SKIP server rolling restart: one node without replication (${noReplication}); its restart is an outage by design`);
 }
 
 // --- 3. edges: rolling restart (maxSurge 1, maxUnavailable 0) ----------------------
@@ -363,12 +385,13 @@ if (replication && serverReplicas > 1) {
   mark("scaled down");
 } else {
   skipped++;
-  console.log("SKIP StatefulSet scale-down: needs replication (issue 7)");
+  console.log(`SKIP StatefulSet scale-down: needs replication (${noReplication})`);
 }
 
 // --- 5. stop the load; every session is still there ----------------------------
 loadOn = false;
 await Promise.all(loops);
+for (const u of users) u.agent?.destroy();
 for (const u of users) {
   const r = await request("GET", "/api/user/whoami", { cookie: u.cookie });
   let j = null;
