@@ -217,10 +217,16 @@ const noReplication = process.env.SG_REHEARSAL_SINGLE_NODE ? "SG_REHEARSAL_SINGL
 console.log(`replication: ${replication ? "yes" : `no: ${noReplication}`}`);
 
 // --- 1. start ---------------------------------------------------------------------------
-async function startAndWait(pod, what) {
+// A rollout goes on once the new pod is available: ready for the
+// workload's minReadySeconds.
+async function startAndWait(pod, what, minReadySeconds = 0) {
   pods.push(pod);
   pod.start();
-  const ok = await pod.waitReady(60_000);
+  let ok = await pod.waitReady(60_000);
+  if (ok && minReadySeconds) {
+    await sleep(minReadySeconds * 1000);
+    ok = pod.ready;
+  }
   t.check(ok, `${what}: ${pod.name} became ready (exit ${JSON.stringify(pod.exit)}; log ${pod.workDir}/${pod.name}.log)`);
   return ok;
 }
@@ -359,7 +365,7 @@ if (replication) {
     t.check(ready("server").length - 1 >= pdbServer.spec.minAvailable,
       `server rolling restart: ${ready("server").length} ready, taking one keeps the PDB's minAvailable ${pdbServer.spec.minAvailable}`);
     await terminate(old, "server rolling restart");
-    await startAndWait(newServerPod(i), "server rolling restart");
+    await startAndWait(newServerPod(i), "server rolling restart", sts.spec.minReadySeconds ?? 0);
     mark(`server ${i} replaced`);
   }
 } else {
@@ -370,7 +376,7 @@ if (replication) {
 // --- 3. edges: rolling restart (maxSurge 1, maxUnavailable 0) ----------------------
 for (const old of [...live("edge")]) {
   const surge = newEdgePod();
-  await startAndWait(surge, "edge rolling restart");
+  await startAndWait(surge, "edge rolling restart", dep.spec.minReadySeconds ?? 0);
   t.check(ready("edge").length - 1 >= dep.spec.replicas - (pdbEdge?.spec.maxUnavailable ?? 0),
     `edge rolling restart: ${ready("edge").length} ready before one stops`);
   await terminate(old, "edge rolling restart");
