@@ -5,6 +5,7 @@
 // broken copies of the default render must be caught.
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
+import { parser as promql } from "@prometheus-io/lezer-promql";
 import { checkObjects } from "./checks.mjs";
 import { find, flagMap, key, readText, render, root, tally, valuesDir } from "./lib.mjs";
 
@@ -135,6 +136,21 @@ t.check(!find(prod, "Secret"), "production: existingSecret, no Secret created");
     t.check(panels.some((p) => p.includes(title)), `dashboard: a "${title}" panel`);
   }
   t.equal(dash.metadata.labels.grafana_dashboard, "1", "dashboard: sidecar label");
+
+  // Every expression parses as PromQL (the Prometheus project's own grammar),
+  // and every edge metric it names is one the edge exports.
+  const dashExprs = JSON.parse(dash.data["sessiongrid.json"]).panels.flatMap((p) => p.targets.map((x) => x.expr.replaceAll("$namespace", "default")));
+  const exprs = [...rules.map((r) => r.expr), ...dashExprs];
+  const edgeMetricsSource = readText(join(root, "edge/metrics.cc"));
+  for (const q of exprs) {
+    let errAt = null;
+    promql.parse(q).iterate({ enter: (n) => { if (n.type.isError && errAt === null) errAt = n.from; } });
+    t.check(errAt === null, `PromQL parse error at ${errAt} in: ${q}`);
+    for (const m of q.matchAll(/\bsg_edge_[a-z_]+/g)) {
+      const name = m[0].replace(/_(bucket|sum|count)$/, "");
+      t.check(edgeMetricsSource.includes(`"${name}"`), `${name} (in ${q.slice(0, 60)}...) is not a metric in edge/metrics.cc`);
+    }
+  }
 }
 
 // --- minimal.yaml -----------------------------------------------------------
