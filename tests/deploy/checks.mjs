@@ -238,6 +238,10 @@ function checkEdge(objects, dep, t) {
   const cookie = fileFrom("cookie-secret-file");
   t.check(rules?.vol?.configMap?.items?.some((i) => i.path === rules.file), `${where}: --rules file comes from a ConfigMap`);
   t.check(cookie?.vol?.secret?.items?.some((i) => i.path === cookie.file), `${where}: --cookie-secret-file comes from a Secret`);
+  // Key files: readable by the owner and the fsGroup only (a YAML 1.1/1.2
+  // slip such as an unquoted 0440 read as decimal 440 = 0670 is caught).
+  const mode = cookie?.vol?.secret?.defaultMode;
+  t.check(mode !== undefined && (mode & ~0o440) === 0, `${where}: cookie Secret defaultMode ${mode} (0${mode?.toString(8)}) must allow at most 0440`);
 
   const ann = dep.spec.template.metadata?.annotations ?? {};
   const cm = rules?.vol?.configMap && find(objects, "ConfigMap", rules.vol.configMap.name);

@@ -117,7 +117,7 @@ function mountMap(pod) {
       for (const it of v.configMap.items) writeFile(join(dir, it.path), cm.data[it.key]);
     } else if (v?.secret) {
       const s = find(objects, "Secret", v.secret.secretName);
-      for (const it of v.secret.items) writeFile(join(dir, it.path), Buffer.from(s.data[it.key], "base64"), 0o440);
+      for (const it of v.secret.items) writeFile(join(dir, it.path), Buffer.from(s.data[it.key], "base64"), v.secret.defaultMode ?? 0o644);
     } else {
       writeFile(join(dir, ".keep"), "");
     }

@@ -221,6 +221,7 @@ const breakages = [
   ["$(POD_NAME)", (o) => { stsOf(o).spec.template.spec.containers[0].env.splice(0, 1); }],
   ["fails its schema", (o) => { stsOf(o).spec.replicas = "three"; }],
   ["memory limit", (o) => { delete depOf(o).spec.template.spec.containers[0].resources.limits; }],
+  ["defaultMode", (o) => { depOf(o).spec.template.spec.volumes.find((v) => v.secret).secret.defaultMode = 440; }],
 ];
 for (const [expect, breakIt] of breakages) {
   const broken = structuredClone(defaults);
