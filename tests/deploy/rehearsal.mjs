@@ -7,8 +7,10 @@
 //   2. rolling restart of the servers, highest ordinal first, each waiting
 //      for the new pod to be ready, never below the PDB;
 //   3. rolling restart of the edges (maxSurge 1, maxUnavailable 0);
-//   4. scale-down of the StatefulSet by one;
-//   5. every session is still there.
+//   4. a node drain: one server and one edge evicted at once (each PDB
+//      allows one), replaced by their controllers;
+//   5. scale-down of the StatefulSet by one;
+//   6. every session is still there.
 //
 // Pass: 0 failed requests, 0 lost sessions, every pod exited 0 within its
 // grace period (no SIGKILL), no liveness failure.
@@ -25,8 +27,9 @@
 // container's memory limit (what auto reads from the pod's cgroup).
 //
 // While the server lacks the replication flags (issue 7), only server pod 0
-// runs (the flags it does not know are dropped and listed) and phases 2 and
-// 4 are reported as skipped: one node restarting is an outage by design.
+// runs (the flags it does not know are dropped and listed), phases 2 and 5
+// are reported as skipped and phase 4 drains the edge alone: one node
+// restarting is an outage by design.
 //
 //   SG_SERVER_BIN=... SG_EDGE_BIN=... SG_DEMO_BIN=... node tests/deploy/rehearsal.mjs
 import { spawn, spawnSync } from "node:child_process";
@@ -383,7 +386,26 @@ for (const old of [...live("edge")]) {
   mark(`edge ${old.name} replaced by ${surge.name}`);
 }
 
-// --- 4. servers: scale down by one ------------------------------------------------
+// --- 4. node drain: a server and an edge that share a node are evicted
+// together (each PDB allows one), then their controllers replace them
+// (without replication, the edge alone) ---------------------------------------
+{
+  const server = replication ? live("server").sort((a, b) => a.ordinal - b.ordinal)[0] : null;
+  const edge = live("edge")[0];
+  const drains = [];
+  if (server) {
+    t.check(ready("server").length - 1 >= pdbServer.spec.minAvailable, `node drain: the server PDB allows evicting ${server.name}`);
+    drains.push(terminate(server, "node drain").then(() => startAndWait(newServerPod(server.ordinal), "node drain")));
+  } else {
+    console.log(`node drain: the edge only (${noReplication})`);
+  }
+  t.check(ready("edge").length - 1 >= dep.spec.replicas - (pdbEdge?.spec.maxUnavailable ?? 0), `node drain: the edge PDB allows evicting ${edge.name}`);
+  drains.push(terminate(edge, "node drain").then(() => startAndWait(newEdgePod(), "node drain")));
+  await Promise.all(drains);
+  mark("node drained");
+}
+
+// --- 5. servers: scale down by one ------------------------------------------------
 if (replication && serverReplicas > 1) {
   const last = live("server").sort((a, b) => b.ordinal - a.ordinal)[0];
   await terminate(last, "scale-down");
@@ -394,7 +416,7 @@ if (replication && serverReplicas > 1) {
   console.log(`SKIP StatefulSet scale-down: needs replication (${noReplication})`);
 }
 
-// --- 5. stop the load; every session is still there ----------------------------
+// --- 6. stop the load; every session is still there ----------------------------
 loadOn = false;
 await Promise.all(loops);
 for (const u of users) u.agent?.destroy();
