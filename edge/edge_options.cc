@@ -147,6 +147,11 @@ absl::Status EdgeOptions::Validate() const {
   if (max_header_bytes < 1024 || max_header_bytes > (1u << 24)) {
     return bad("max_header_bytes", "must be 1KiB..16MiB");
   }
+  if (max_request_line_bytes < 256 ||
+      max_request_line_bytes > max_header_bytes) {
+    return bad("max_request_line_bytes", "must be 256..max_header_bytes");
+  }
+  if (max_connections < 1) return bad("max_connections", "must be >= 1");
   if (max_body_bytes == 0) return bad("max_body_bytes", "must be > 0");
   for (auto [name, d] : {std::pair<const char*, absl::Duration>{
                              "header_timeout", header_timeout},

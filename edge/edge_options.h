@@ -64,6 +64,11 @@ struct EdgeOptions {
 
   // HTTP limits and timeouts.
   uint64_t max_header_bytes = 32 * 1024;              // 431 beyond
+  uint64_t max_request_line_bytes = 8 * 1024;         // 414 beyond
+  // Open client connections on the main listener; beyond it a new one is
+  // answered 503 and closed at once. Each takes one descriptor (two while
+  // proxied): keep it under RLIMIT_NOFILE.
+  int64_t max_connections = 20000;
   uint64_t max_body_bytes = 10 * 1024 * 1024;         // 413 beyond
   absl::Duration header_timeout = absl::Seconds(10);  // 408
   absl::Duration idle_timeout = absl::Seconds(60);    // keep-alive idle

@@ -150,6 +150,12 @@ int main(int argc, char** argv) {
                "I/O threads (one io_context each); 0: one per core.");
   flags.AddBytes("max-header-bytes", &o.max_header_bytes,
                  "Largest request head; larger gets 431.");
+  flags.AddBytes("max-request-line-bytes", &o.max_request_line_bytes,
+                 "Longest request line (method, target, version); longer "
+                 "gets 414.");
+  flags.AddInt("max-connections", &o.max_connections,
+               "Open client connections on the main listener; beyond it a "
+               "new connection gets 503 and is closed at once.");
   flags.AddBytes("max-body-bytes", &o.max_body_bytes,
                  "Largest request body; larger gets 413.");
   flags.AddDuration("header-timeout", &o.header_timeout,
@@ -238,6 +244,14 @@ int main(int argc, char** argv) {
       getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {
     lim.rlim_cur = lim.rlim_max;
     setrlimit(RLIMIT_NOFILE, &lim);
+  }
+  if (rlimit lim; getrlimit(RLIMIT_NOFILE, &lim) == 0 &&
+                  lim.rlim_cur != RLIM_INFINITY &&
+                  static_cast<uint64_t>(o.max_connections) > lim.rlim_cur) {
+    sg::LogWarn("max-connections exceeds the descriptor limit: accepts will "
+                "fail (and back off) before the limit is reached",
+                {{"max_connections", std::to_string(o.max_connections)},
+                 {"rlimit_nofile", std::to_string(lim.rlim_cur)}});
   }
 
   // Deadlock detection walks a global graph on every Mutex acquisition: a

@@ -373,6 +373,9 @@ std::string EdgeMetrics::Render(const MetricsGauges& g) const {
          Load(accepted_));
   Sample(&out, "sg_edge_connections_accepted_total", Label("listener", "admin"),
          Load(admin_accepted_));
+  Header(&out, "sg_edge_connections_refused_total", "counter",
+         "Client connections over --max-connections (503 and closed).");
+  Sample(&out, "sg_edge_connections_refused_total", "", Load(refused_));
   Header(&out, "sg_edge_tunnels_total", "counter",
          "Upgraded (WebSocket) connections tunnelled.");
   Sample(&out, "sg_edge_tunnels_total", "", Load(tunnels_total_));

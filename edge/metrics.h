@@ -78,8 +78,8 @@ enum class UpstreamError : uint8_t {
 inline constexpr int kNumUpstreamErrors = 4;
 
 // Replies the edge produced itself, by status code.
-inline constexpr std::array<int, 9> kLocalReplyCodes = {400, 404, 408, 413, 431,
-                                                        500, 502, 503, 504};
+inline constexpr std::array<int, 12> kLocalReplyCodes = {
+    400, 404, 408, 413, 414, 431, 500, 501, 502, 503, 504, 505};
 
 // Values read at render time from other components.
 struct MetricsGauges {
@@ -144,6 +144,8 @@ class EdgeMetrics final {
     Add(admin ? admin_accepted_ : accepted_);
     (admin ? admin_open_ : open_).fetch_add(1, std::memory_order_relaxed);
   }
+  // A connection over --max-connections, answered 503 and closed.
+  void CountConnectionRefused() { Add(refused_); }
   void ConnectionClosed(bool admin) {
     (admin ? admin_open_ : open_).fetch_sub(1, std::memory_order_relaxed);
   }
@@ -202,6 +204,7 @@ class EdgeMetrics final {
   Counter upstream_retries_{0};
   Counter accepted_{0};
   Counter admin_accepted_{0};
+  Counter refused_{0};
   std::atomic<int64_t> open_{0};
   std::atomic<int64_t> admin_open_{0};
   Counter tunnels_total_{0};

@@ -17,8 +17,20 @@ bool IsHex(unsigned char c) {
 bool IsTchar(unsigned char c) {
   if (IsAlpha(c) || IsDigit(c)) return true;
   switch (c) {
-    case '!': case '#': case '$': case '%': case '&': case '\'': case '*':
-    case '+': case '-': case '.': case '^': case '_': case '`': case '|':
+    case '!':
+    case '#':
+    case '$':
+    case '%':
+    case '&':
+    case '\'':
+    case '*':
+    case '+':
+    case '-':
+    case '.':
+    case '^':
+    case '_':
+    case '`':
+    case '|':
     case '~':
       return true;
     default:
@@ -52,7 +64,8 @@ bool IEquals(std::string_view a, std::string_view b) {
 }
 
 bool IStartsWith(std::string_view s, std::string_view prefix) {
-  return s.size() >= prefix.size() && IEquals(s.substr(0, prefix.size()), prefix);
+  return s.size() >= prefix.size() &&
+         IEquals(s.substr(0, prefix.size()), prefix);
 }
 
 std::string_view TrimOws(std::string_view s) {
@@ -69,8 +82,20 @@ std::string_view TrimOws(std::string_view s) {
 bool IsRegNameByte(unsigned char c) {
   if (IsAlpha(c) || IsDigit(c)) return true;
   switch (c) {
-    case '-': case '.': case '_': case '~': case '!': case '$': case '&':
-    case '\'': case '(': case ')': case '*': case '+': case ',': case ';':
+    case '-':
+    case '.':
+    case '_':
+    case '~':
+    case '!':
+    case '$':
+    case '&':
+    case '\'':
+    case '(':
+    case ')':
+    case '*':
+    case '+':
+    case ',':
+    case ';':
     case '=':
       return true;
     default:
@@ -368,7 +393,8 @@ RequestHeadScanner::State RequestHeadScanner::Scan(std::string_view buffered) {
   }
   // Incomplete: refuse now what can only grow past a limit. One byte of
   // slack for the CR of a line exactly at the limit.
-  if (!request_line_done_ && pos_ - line_start_ > limits_.max_request_line + 1) {
+  if (!request_line_done_ &&
+      pos_ - line_start_ > limits_.max_request_line + 1) {
     return Reject(414, "request line too long");
   }
   if (pos_ > limits_.max_head) {

@@ -44,6 +44,7 @@
 #include "edge/classifier/classifier.h"
 #include "edge/edge_server.h"
 #include "edge/grpc_backend.h"
+#include "edge/http/request_validation.h"
 #include "edge/http/text_util.h"
 #include "edge/metrics.h"
 #include "edge/proxy_headers.h"
@@ -75,6 +76,12 @@ constexpr size_t kRelayBufferBytes = 16 * 1024;
 // A read buffer larger than this is released when its connection idles.
 constexpr size_t kIdleBufferBytes = 8 * 1024;
 constexpr uint32_t kUpstreamHeaderLimit = 64 * 1024;
+// A client read buffer holds at most the head limit plus this much: room
+// for one body read (Beast reads up to 64 KiB) and a chunk-size line. A
+// longer chunk line (endless extensions) fails with buffer_overflow -> 400
+// instead of growing the buffer until the timeout.
+constexpr size_t kReadBufferSlack = 80 * 1024;
+constexpr size_t kHeadReadBytes = 4096;
 constexpr auto kLingerTime = std::chrono::seconds(2);
 constexpr std::string_view kVia = "1.1 sessiongrid-edge";
 constexpr std::string_view kXff = "X-Forwarded-For";
@@ -333,7 +340,11 @@ class ProxyConnection final
       : sh_(shared),
         w_(worker),
         sock_(std::move(socket)),
-        timer_(sock_.get_executor()) {
+        timer_(sock_.get_executor()),
+        cbuf_(shared->options.max_header_bytes + kReadBufferSlack),
+        scanner_(HeadLimits{
+            .max_request_line = shared->options.max_request_line_bytes,
+            .max_head = shared->options.max_header_bytes}) {
     sh_->metrics->ConnectionOpened(/*admin=*/false);
     absl::MutexLock lock(&w_->mu);
     w_->connections.insert(this);
@@ -443,20 +454,67 @@ class ProxyConnection final
                           });
   }
 
+  // The head is framed and checked by RequestHeadScanner (strict RFC 9112
+  // rules Beast does not apply) before Beast parses it from the buffer.
+  // The deadline is set once per head: a head trickled in is cut at
+  // --header-timeout however steadily its bytes come.
   void ReadHeader() {
     op_ = ClientOp::kHeader;
     timed_out_ = false;
     req_.emplace();
-    req_->header_limit(static_cast<uint32_t>(sh_->options.max_header_bytes));
+    // The scanner enforces the limit; Beast's is a backstop.
+    req_->header_limit(
+        static_cast<uint32_t>(sh_->options.max_header_bytes + 1024));
     req_->body_limit(sh_->options.max_body_bytes);
+    scanner_.Reset();
     SetDeadline(sh_->options.header_timeout);
+    ScanHead();
+  }
+
+  void ScanHead() {
+    const auto data = cbuf_.data();
+    const std::string_view buffered(static_cast<const char*>(data.data()),
+                                    data.size());
+    switch (scanner_.Scan(buffered)) {
+      case RequestHeadScanner::State::kRejected: {
+        const HeadVerdict v = scanner_.verdict();
+        return SendLocal(v.status, Cat(v.reason, "\n"), true);
+      }
+      case RequestHeadScanner::State::kComplete:
+        return ParseHead();
+      case RequestHeadScanner::State::kNeedMore:
+        break;
+    }
+    const size_t room =
+        std::min(kHeadReadBytes, cbuf_.max_size() - cbuf_.size());
+    if (room == 0) {
+      return SendLocal(431, "request header fields too large\n", true);
+    }
+    sock_.async_read_some(
+        cbuf_.prepare(room),
+        [self = shared_from_this()](error_code ec, size_t n) {
+          self->cbuf_.commit(n);
+          if (ec || n == 0) {
+            if (self->timed_out_) {
+              return self->SendLocal(408, "request timeout\n", true);
+            }
+            return self->Close();  // the client went away mid-head
+          }
+          self->ScanHead();
+        });
+  }
+
+  void ParseHead() {
+    cbuf_.consume(scanner_.head_begin());  // empty lines before the request
+    const size_t head = scanner_.head_end() - scanner_.head_begin();
     error_code ec;
-    http::read_header(sock_, cbuf_, *req_, ec);  // usually already buffered
-    if (!IsWouldBlock(ec)) return OnHeader(ec);
-    http::async_read_header(sock_, cbuf_, *req_,
-                            [self = shared_from_this()](error_code ec, size_t) {
-                              self->OnHeader(ec);
-                            });
+    const size_t used = req_->put(net::buffer(cbuf_.data().data(), head), ec);
+    cbuf_.consume(used);
+    if (ec == http::error::need_more && req_->is_header_done()) ec = {};
+    if (!ec && !req_->is_header_done()) {
+      return SendLocal(400, "bad request\n", true);  // Beast disagrees
+    }
+    OnHeader(ec);
   }
 
   void OnHeader(error_code ec) {
@@ -1205,6 +1263,7 @@ class ProxyConnection final
   std::string peer_text_;
   bool peer_trusted_ = false;
   beast::flat_buffer cbuf_;
+  RequestHeadScanner scanner_;
 
   // The current exchange.
   std::optional<http::request_parser<http::buffer_body>> req_;
@@ -1533,11 +1592,7 @@ class EdgeServerImpl final : public EdgeServer {
     acceptor_->async_accept(
         target->ioc.get_executor(),
         [this, target](error_code ec, Socket socket) {
-          if (!ec) {
-            auto c = std::make_shared<ProxyConnection>(&shared_, target,
-                                                       std::move(socket));
-            net::post(target->ioc, [c] { c->Start(); });
-          }
+          if (!ec) Admit(target, std::move(socket));
           if (listener_closed_) return;
           if (ec == net::error::operation_aborted) return;
           if (ec) {
@@ -1554,6 +1609,40 @@ class EdgeServerImpl final : public EdgeServer {
         });
   }
 
+  // Hands an accepted socket to `target`, or over --max-connections
+  // answers 503 and closes it at once: no ProxyConnection, no buffer, no
+  // timer. The count is taken here (the constructor counts the connection
+  // on this thread), so the limit holds however fast clients connect.
+  // Runs on worker 0 (the acceptor's thread).
+  void Admit(Worker* target, Socket socket) {
+    if (shared_.metrics->open_connections() >=
+        shared_.options.max_connections) {
+      static constexpr std::string_view kBusy =
+          "HTTP/1.1 503 Service Unavailable\r\n"
+          "Content-Type: text/plain; charset=utf-8\r\n"
+          "Content-Length: 21\r\nConnection: close\r\nRetry-After: 1\r\n"
+          "\r\ntoo many connections\n";
+      shared_.metrics->CountConnectionRefused();
+      shared_.metrics->CountResponse(503);
+      shared_.metrics->CountLocalReply(503);
+      const int fd = socket.native_handle();
+      // Read what already arrived so the close is a FIN, not a reset that
+      // could discard the answer (a few reads at most: never blocks).
+      char sink[4096];
+      for (int i = 0; i < 4 && ::recv(fd, sink, sizeof(sink), MSG_DONTWAIT) > 0;
+           ++i) {
+      }
+      (void)::send(fd, kBusy.data(), kBusy.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+      ::shutdown(fd, SHUT_WR);
+      error_code ec;
+      socket.close(ec);
+      return;
+    }
+    auto c =
+        std::make_shared<ProxyConnection>(&shared_, target, std::move(socket));
+    net::post(target->ioc, [c] { c->Start(); });
+  }
+
   // Runs on worker 0 (the acceptor's thread).
   void CloseListener() {
     listener_closed_ = true;
@@ -1565,9 +1654,7 @@ class EdgeServerImpl final : public EdgeServer {
       Socket socket(target->ioc.get_executor());
       acceptor_->accept(socket, ec);
       if (ec) break;
-      auto c = std::make_shared<ProxyConnection>(&shared_, target,
-                                                 std::move(socket));
-      net::post(target->ioc, [c] { c->Start(); });
+      Admit(target, std::move(socket));
     }
     acceptor_->close(ec);
   }

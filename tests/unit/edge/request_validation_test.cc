@@ -36,7 +36,7 @@ TEST(RequestValidationTest, AcceptsOrdinaryRequests) {
   EXPECT_EQ(Status("OPTIONS * HTTP/1.1", kHost), 0);
   EXPECT_EQ(Status("GET http://app.test/x HTTP/1.1", kHost), 0);
   EXPECT_EQ(Status("GET HTTPS://[::1]:8443 HTTP/1.1", kHost), 0);
-  EXPECT_EQ(Status("GET / HTTP/1.0", ""), 0);  // Host optional in 1.0
+  EXPECT_EQ(Status("GET / HTTP/1.0", ""), 0);            // Host optional in 1.0
   EXPECT_EQ(Status("PURGE /cache HTTP/1.1", kHost), 0);  // any token
   EXPECT_EQ(Status("GET / HTTP/1.1", "Host: \r\n"), 0);  // empty is allowed
   EXPECT_EQ(Status("GET / HTTP/1.1", "Host: [::1]:80\r\nX-Empty:\r\n"), 0);
@@ -64,10 +64,10 @@ TEST(RequestValidationTest, ObsoleteLineFoldingIsRejected) {
   EXPECT_EQ(Status("GET / HTTP/1.1", "Host: a\r\nX-A: a\r\n\tb\r\n"), 400);
   // Whitespace between the request line and the first field.
   EXPECT_EQ(Status("GET / HTTP/1.1", " Host: a\r\n"), 400);
-  EXPECT_EQ(ValidateRequestHead(Head("GET / HTTP/1.1",
-                                     "Host: a\r\nX-A: a\r\n b\r\n"))
-                .reason,
-            "obsolete line folding");
+  EXPECT_EQ(
+      ValidateRequestHead(Head("GET / HTTP/1.1", "Host: a\r\nX-A: a\r\n b\r\n"))
+          .reason,
+      "obsolete line folding");
 }
 
 TEST(RequestValidationTest, OnlyALoneChunkedTransferCodingIsAccepted) {
@@ -136,9 +136,9 @@ TEST(RequestValidationTest, BareLineEndingsAreRejected) {
   EXPECT_EQ(ValidateRequestHead("GET / HTTP/1.1\nHost: a\r\n\r\n").status, 400);
   EXPECT_EQ(ValidateRequestHead("GET / HTTP/1.1\r\nHost: a\n\r\n").status, 400);
   EXPECT_EQ(ValidateRequestHead("GET / HTTP/1.1\r\nHost: a\r\n\n").status, 400);
-  EXPECT_EQ(ValidateRequestHead("GET / HTTP/1.1\r\nHost: a\rX: b\r\n\r\n")
-                .status,
-            400);
+  EXPECT_EQ(
+      ValidateRequestHead("GET / HTTP/1.1\r\nHost: a\rX: b\r\n\r\n").status,
+      400);
   EXPECT_EQ(ValidateRequestHead("GET / HTTP/1.1\r\nHost: a\r\n").status,
             400);  // no blank line
 }
@@ -190,9 +190,9 @@ TEST(RequestValidationTest, TargetMustBeOriginAbsoluteOrAsteriskForm) {
   EXPECT_EQ(Status("GET /a\x01 HTTP/1.1", kHost), 400);
   EXPECT_EQ(Status("GET /a\x7f HTTP/1.1", kHost), 400);
   EXPECT_EQ(Status("GET /caf\xc3\xa9 HTTP/1.1", kHost), 400);
-  EXPECT_EQ(Status("GET /a b HTTP/1.1", kHost), 400);   // space in target
-  EXPECT_EQ(Status("GET  / HTTP/1.1", kHost), 400);     // two spaces
-  EXPECT_EQ(Status("GET / HTTP/1.1 ", kHost), 400);     // trailing space
+  EXPECT_EQ(Status("GET /a b HTTP/1.1", kHost), 400);  // space in target
+  EXPECT_EQ(Status("GET  / HTTP/1.1", kHost), 400);    // two spaces
+  EXPECT_EQ(Status("GET / HTTP/1.1 ", kHost), 400);    // trailing space
   EXPECT_EQ(Status("CONNECT a.test:443 HTTP/1.1", kHost), 501);
 }
 
