@@ -15,6 +15,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/synchronization/notification.h"
+#include "common/host_port.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/wire_format_lite.h"
 #include "grpcpp/create_channel.h"
@@ -28,6 +29,8 @@ namespace sg::client {
 namespace {
 
 namespace v1 = ::sessiongrid::v1;
+using ::sg::HostKind;
+using ::sg::HostPort;
 
 // gRPC and absl share their code numbering; FromGrpcStatus relies on it.
 #define SG_SAME_CODE(name, absl_name)                       \
@@ -56,89 +59,15 @@ constexpr char kHealthCheckMethod[] = "/grpc.health.v1.Health/Check";
 constexpr char kRoundRobinConfig[] =
     R"({"loadBalancingConfig":[{"round_robin":{}}]})";
 
-enum class HostKind { kIPv4, kIPv6, kName };
-
-struct HostPort {
-  std::string host;  // without brackets
-  int port = 0;
-  HostKind kind = HostKind::kName;
-
-  std::string ToString() const {
-    return kind == HostKind::kIPv6 ? absl::StrCat("[", host, "]:", port)
-                                   : absl::StrCat(host, ":", port);
-  }
-};
-
 absl::Status BadTarget(absl::string_view what, absl::string_view target) {
   return absl::InvalidArgumentError(
       absl::StrCat("target: ", what, " in \"", target, "\""));
 }
 
-bool IsIPv4(const std::string& host) {
-  in_addr addr;
-  return inet_pton(AF_INET, host.c_str(), &addr) == 1;
-}
 
-bool IsIPv6(const std::string& host) {
-  in6_addr addr;
-  return inet_pton(AF_INET6, host.c_str(), &addr) == 1;
-}
-
-bool IsHostName(absl::string_view host) {
-  if (host.empty() || host.size() > 253) return false;
-  return std::all_of(host.begin(), host.end(), [](char c) {
-    return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '-' ||
-           c == '.' || c == '_';
-  });
-}
-
-// Parses HOST:PORT or [IPV6]:PORT; the port is required.
 absl::StatusOr<HostPort> ParseHostPort(absl::string_view text) {
-  HostPort out;
-  absl::string_view port_text;
-  if (absl::StartsWith(text, "[")) {
-    const size_t close = text.find(']');
-    if (close == absl::string_view::npos) {
-      return BadTarget("unterminated '['", text);
-    }
-    out.host = std::string(text.substr(1, close - 1));
-    absl::string_view rest = text.substr(close + 1);
-    if (!absl::ConsumePrefix(&rest, ":")) {
-      return BadTarget("missing :PORT", text);
-    }
-    port_text = rest;
-    if (!IsIPv6(out.host)) return BadTarget("bad IPv6 address", text);
-    out.kind = HostKind::kIPv6;
-  } else {
-    const size_t colon = text.rfind(':');
-    if (colon == absl::string_view::npos) {
-      return BadTarget("missing :PORT", text);
-    }
-    out.host = std::string(text.substr(0, colon));
-    port_text = text.substr(colon + 1);
-    if (out.host.find(':') != std::string::npos) {
-      return BadTarget("IPv6 addresses need brackets, [ADDR]:PORT", text);
-    }
-    if (IsIPv4(out.host)) {
-      out.kind = HostKind::kIPv4;
-    } else if (!IsHostName(out.host) ||
-               std::all_of(out.host.begin(), out.host.end(), [](char c) {
-                 return absl::ascii_isdigit(static_cast<unsigned char>(c)) ||
-                        c == '.';
-               })) {
-      return BadTarget("bad host", text);
-    }
-  }
-  if (port_text.empty() ||
-      !std::all_of(port_text.begin(), port_text.end(),
-                   [](char c) {
-                     return absl::ascii_isdigit(static_cast<unsigned char>(c));
-                   }) ||
-      !absl::SimpleAtoi(port_text, &out.port) || out.port < 1 ||
-      out.port > 65535) {
-    return BadTarget("port must be 1..65535", text);
-  }
-  return out;
+  return sg::ParseHostPort(std::string_view(text.data(), text.size()),
+                           "target");
 }
 
 absl::StatusOr<std::vector<HostPort>> ParseList(absl::string_view list) {

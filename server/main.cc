@@ -1,34 +1,29 @@
 // sessiongrid-server: flags, wiring and signals. Everything else lives in
 // sg_service and sg_store.
-#include <unistd.h>
-
 #include <cstdio>
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "common/host_port.h"
 #include "common/flags.h"
 #include "common/log.h"
 #include "common/stop_signals.h"
 #include "server/service/node_server.h"
 #include "server/store/memory_governor.h"
 
-namespace {
-
-std::string Hostname() {
-  char name[256] = {};
-  if (gethostname(name, sizeof(name) - 1) != 0 || name[0] == '\0') {
-    return "node";
-  }
-  return name;
-}
-
-}  // namespace
-
 int main(int argc, char** argv) {
   sg::service::ServerOptions options;
   sg::store::StoreOptions& store = options.store;
   store.data_dir = "./sessiongrid-data";
-  store.node_id = Hostname();
+  store.node_id = sg::Hostname().empty() ? "node" : sg::Hostname();
+  // A tombstone must outlive the hint window plus an anti-entropy period.
+  store.tombstone_ttl = absl::Hours(4);
+  sg::replication::ClusterOptions& cluster = options.cluster;
+  int64_t replication_factor = cluster.replication_factor;
+  int64_t write_quorum = cluster.write_quorum;
+  int64_t read_quorum = cluster.read_quorum;
+  uint64_t max_hint_bytes = cluster.max_hint_bytes;
   uint64_t max_session_bytes = store.max_session_bytes;
   uint64_t block_cache_bytes = store.block_cache_bytes;
   uint64_t max_disk_bytes = options.governor.max_disk_bytes;
@@ -93,7 +88,71 @@ int main(int argc, char** argv) {
   flags.AddInt("max-sessions-per-principal", &store.max_sessions_per_principal,
                "Sessions one principal may hold; a new one pushes out that "
                "principal's least recently used (0: no cap).");
+  flags.AddString("peer-listen", &cluster.peer_listen,
+                  "HOST:PORT of the internal ReplicaService (peers only); "
+                  "used when --peers or --peer-dns is set.");
+  flags.AddCustom(
+      "peers", "",
+      "Peer ports of the cluster's nodes, HOST:PORT,...; may include this "
+      "node, so every node can get the same list. Empty (and no "
+      "--peer-dns): a single node.",
+      [&cluster](std::string_view text) -> absl::Status {
+        cluster.peers.clear();
+        for (absl::string_view item :
+             absl::StrSplit(absl::string_view(text.data(), text.size()), ',',
+                            absl::SkipWhitespace())) {
+          std::string peer(item);
+          absl::StatusOr<sg::HostPort> parsed = sg::ParseHostPort(peer, "--peers");
+          if (!parsed.ok()) return parsed.status();
+          cluster.peers.push_back(parsed->ToString());
+        }
+        return absl::OkStatus();
+      });
+  flags.AddString("peer-dns", &cluster.peer_dns,
+                  "NAME:PORT of a headless Service: every A/AAAA record is a "
+                  "peer, re-resolved every few seconds.");
+  flags.AddString("advertise-address", &cluster.advertise_address,
+                  "HOST:PORT of this node's client port as peers and "
+                  "operators should dial it (default: from --listen; "
+                  "required when that is a wildcard and the hostname does "
+                  "not resolve).");
+  flags.AddInt("replication-factor", &replication_factor,
+               "N: replicas of every session (capped by the cluster's size).");
+  flags.AddInt("write-quorum", &write_quorum,
+               "W: replicas that must acknowledge a write (<= N).");
+  flags.AddInt("read-quorum", &read_quorum,
+               "R: replicas a read asks (<= N); R + W > N reads every "
+               "acknowledged write.");
+  flags.AddDuration("hint-window", &cluster.hint_window,
+                    "How long writes for a down replica are kept for it.");
+  flags.AddInt("max-hints", &cluster.max_hints,
+               "Hints kept at most (beyond, anti-entropy repairs).");
+  flags.AddBytes("max-hint-bytes", &max_hint_bytes,
+                 "Bytes of hints kept at most.");
+  flags.AddDuration("anti-entropy-interval", &cluster.anti_entropy_interval,
+                    "How often replicas compare digests and copy differences.");
+  flags.AddInt("anti-entropy-rate", &cluster.anti_entropy_rate,
+               "Entries anti-entropy copies per second at most.");
+  flags.AddDuration("heartbeat-interval", &cluster.heartbeat_interval,
+                    "How often each peer is pinged.");
+  flags.AddDuration("suspect-after", &cluster.suspect_after,
+                    "Silence after which a peer is SUSPECT.");
+  flags.AddDuration("dead-after", &cluster.dead_after,
+                    "Silence after which a peer is DEAD (its writes become "
+                    "hints).");
+  flags.AddDuration("replica-timeout", &cluster.replica_timeout,
+                    "Deadline of each call to a peer.");
+  flags.AddBool("allow-client-ids", &options.allow_client_ids,
+                "Let clients choose session ids (CreateRequest.id, 22-128 "
+                "base64url characters): only for a trusted application that "
+                "mints random ids itself (express-session).");
   flags.ParseOrExit(argc, argv);
+  cluster.replication_factor = static_cast<int>(replication_factor);
+  cluster.write_quorum = static_cast<int>(write_quorum);
+  cluster.read_quorum = static_cast<int>(read_quorum);
+  cluster.max_hint_bytes = static_cast<int64_t>(max_hint_bytes);
+  cluster.node_id = store.node_id;
+  cluster.tombstone_ttl = store.tombstone_ttl;
   store.max_session_bytes = max_session_bytes;
   store.block_cache_bytes = block_cache_bytes;
   options.governor.max_disk_bytes = max_disk_bytes;

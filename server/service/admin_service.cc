@@ -76,17 +76,50 @@ grpc::ServerUnaryReactor* AdminServiceImpl::NodeStats(
 grpc::ServerUnaryReactor* AdminServiceImpl::ClusterStatus(
     grpc::CallbackServerContext* ctx, const v1::ClusterStatusRequest* request,
     v1::ClusterStatusResponse* response) {
-  // A single node: the cluster is this node. Replication extends this.
-  v1::NodeStatus* self = response->add_nodes();
-  self->set_node_id(node_id_);
-  self->set_address(advertised_address_);
-  self->set_state("SERVING");
-  self->set_self(true);
-  FillNodeStats(self->mutable_stats());
-  response->set_node_count(1);
-  response->set_serving_count(1);
-  response->set_status("HEALTHY");
+  v1::NodeStats self_stats;
+  FillNodeStats(&self_stats);
+  const replication::Cluster* cluster = cluster_.load(std::memory_order_acquire);
+  if (cluster != nullptr) {
+    cluster->FillStatus(response, self_stats);
+  } else {
+    // A single node: the cluster is this node.
+    v1::NodeStatus* self = response->add_nodes();
+    self->set_node_id(node_id_);
+    self->set_address(advertised_address());
+    self->set_state("SERVING");
+    self->set_liveness("ALIVE");
+    self->set_ring_share(1.0);
+    self->set_self(true);
+    *self->mutable_stats() = self_stats;
+    response->set_node_count(1);
+    response->set_serving_count(1);
+    response->set_replication_factor(1);
+    response->set_write_quorum(1);
+    response->set_read_quorum(1);
+    response->set_status("HEALTHY");
+  }
   auto* reactor = ctx->DefaultReactor();
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* AdminServiceImpl::ReadLocal(
+    grpc::CallbackServerContext* ctx, const v1::ReadLocalRequest* request,
+    v1::ReadLocalResponse* response) {
+  auto* reactor = ctx->DefaultReactor();
+  absl::StatusOr<store::LocalEntry> entry = store_->ReadLocal(request->id());
+  if (!entry.ok()) {
+    reactor->Finish(ToGrpcStatus(entry.status()));
+    return reactor;
+  }
+  response->set_node_id(node_id_);
+  if (entry->session) ToProto(*entry->session, response->mutable_session());
+  if (entry->tombstone) {
+    ToProto(entry->tombstone->version,
+            response->mutable_tombstone()->mutable_version());
+    ToProto(entry->tombstone->gc_deadline,
+            response->mutable_tombstone()->mutable_gc_time());
+  }
   reactor->Finish(grpc::Status::OK);
   return reactor;
 }

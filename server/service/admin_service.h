@@ -5,6 +5,10 @@
 
 #include "absl/time/time.h"
 #include "common/clock.h"
+#include <atomic>
+
+#include "absl/synchronization/mutex.h"
+#include "server/replication/cluster.h"
 #include "server/store/memory_governor.h"
 #include "server/store/session_store.h"
 #include "sessiongrid/v1/admin.grpc.pb.h"
@@ -26,6 +30,17 @@ class AdminServiceImpl final
       grpc::CallbackServerContext* ctx,
       const sessiongrid::v1::ClusterStatusRequest* request,
       sessiongrid::v1::ClusterStatusResponse* response) override;
+  // This node's own record of an id (no coordination).
+  grpc::ServerUnaryReactor* ReadLocal(
+      grpc::CallbackServerContext* ctx,
+      const sessiongrid::v1::ReadLocalRequest* request,
+      sessiongrid::v1::ReadLocalResponse* response) override;
+
+  // The cluster this node belongs to (null: a single node). Set once the
+  // cluster is up; must outlive the service.
+  void set_cluster(const replication::Cluster* cluster) {
+    cluster_.store(cluster, std::memory_order_release);
+  }
 
   // Fills this node's stats (also used by ClusterStatus).
   // evictions_by_reason holds, per reason ("memory", "max_sessions",
@@ -43,7 +58,12 @@ class AdminServiceImpl final
   // The address peers and operators reach this node on (set once the port
   // is bound).
   void set_advertised_address(std::string address) {
+    absl::MutexLock lock(&mu_);
     advertised_address_ = std::move(address);
+  }
+  std::string advertised_address() const {
+    absl::MutexLock lock(&mu_);
+    return advertised_address_;
   }
 
  private:
@@ -51,7 +71,10 @@ class AdminServiceImpl final
   const store::MemoryGovernor* governor_ = nullptr;
   Clock* const clock_;
   const std::string node_id_;
-  std::string advertised_address_;
+  mutable absl::Mutex mu_;
+  // Set after the port is bound, read by ClusterStatus on gRPC threads.
+  std::string advertised_address_ ABSL_GUARDED_BY(mu_);
+  std::atomic<const replication::Cluster*> cluster_{nullptr};
   const absl::Time start_time_;
 };
 

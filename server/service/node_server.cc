@@ -4,7 +4,9 @@
 #include <grpcpp/health_check_service_interface.h>
 #include <grpcpp/grpcpp.h>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/host_port.h"
 #include "common/log.h"
 #include "common/status_macros.h"
 #include "server/service/admin_service.h"
@@ -26,6 +28,7 @@ absl::Status ServerOptions::Validate() const {
     return absl::InvalidArgumentError("--sweep-interval must be positive");
   }
   SG_RETURN_IF_ERROR(governor.Validate());
+  if (cluster.enabled()) SG_RETURN_IF_ERROR(cluster.Validate());
   return store.Validate();
 }
 
@@ -35,6 +38,8 @@ class NodeServer::Impl {
   std::unique_ptr<store::SessionStore> store;
   std::unique_ptr<store::ExpirySweeper> sweeper;
   std::unique_ptr<store::MemoryGovernor> governor;
+  std::unique_ptr<store::LocalBackend> local_backend;
+  std::unique_ptr<replication::Cluster> cluster;
   std::unique_ptr<SessionServiceImpl> session_service;
   std::unique_ptr<AdminServiceImpl> admin_service;
   std::unique_ptr<grpc::Server> server;
@@ -72,6 +77,32 @@ absl::StatusOr<std::unique_ptr<NodeServer>> NodeServer::Start(
     // dozens), freed memory scattered over them keeps RSS high.
     store::LimitMallocArenas(2);
   }
+  const bool clustered = options.cluster.enabled();
+  impl->options.store.replicated = clustered;
+  impl->options.cluster.node_id = options.store.node_id;
+  impl->options.cluster.tombstone_ttl = options.store.tombstone_ttl;
+  if (clustered) {
+    // The cap holds for the cluster: the coordinator enforces it.
+    impl->options.cluster.max_sessions_per_principal =
+        options.store.max_sessions_per_principal;
+    impl->options.store.max_sessions_per_principal = 0;
+  }
+  if (clustered && impl->options.cluster.advertise_address.empty()) {
+    // Peers and clients must be told an address they can dial.
+    SG_ASSIGN_OR_RETURN(HostPort listen, ParseHostPort(options.listen, "--listen"));
+    if (IsWildcardHost(listen.host)) {
+      const std::string host = Hostname();
+      if (host.empty() || !Resolvable(host)) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "--advertise-address is required: --listen ", options.listen,
+            " is a wildcard and this host's name '", host,
+            "' does not resolve"));
+      }
+      listen.host = host;
+      listen.kind = HostKind::kName;
+    }
+    impl->options.cluster.advertise_address = listen.ToString();
+  }
   const ServerOptions& resolved = impl->options;
 
   SG_ASSIGN_OR_RETURN(impl->store, store::SessionStore::Open(resolved.store, clock));
@@ -91,7 +122,18 @@ absl::StatusOr<std::unique_ptr<NodeServer>> NodeServer::Start(
             absl::StrCat(resolved.store.max_sessions_per_principal)},
            {"max_disk_bytes", absl::StrCat(resolved.governor.max_disk_bytes)}});
 
-  impl->session_service = std::make_unique<SessionServiceImpl>(impl->store.get());
+  store::SessionBackend* backend = nullptr;
+  if (clustered) {
+    SG_ASSIGN_OR_RETURN(impl->cluster,
+                        replication::Cluster::Start(resolved.cluster,
+                                                    impl->store.get(), clock));
+    backend = impl->cluster->coordinator();
+  } else {
+    impl->local_backend = std::make_unique<store::LocalBackend>(impl->store.get());
+    backend = impl->local_backend.get();
+  }
+  impl->session_service = std::make_unique<SessionServiceImpl>(
+      backend, options.allow_client_ids);
   impl->admin_service = std::make_unique<AdminServiceImpl>(
       impl->store.get(), clock, options.store.node_id, options.listen);
   impl->governor = std::make_unique<store::MemoryGovernor>(
@@ -118,6 +160,17 @@ absl::StatusOr<std::unique_ptr<NodeServer>> NodeServer::Start(
   }
   std::string host = options.listen.substr(0, options.listen.rfind(':'));
   impl->admin_service->set_advertised_address(absl::StrCat(host, ":", impl->port));
+  if (impl->cluster != nullptr) {
+    impl->admin_service->set_cluster(impl->cluster.get());
+    if (absl::EndsWith(resolved.cluster.advertise_address, ":0")) {
+      // --listen asked for a free port: advertise the one we got.
+      const std::string& a = resolved.cluster.advertise_address;
+      impl->cluster->membership()->set_client_address(
+          absl::StrCat(a.substr(0, a.size() - 2), ":", impl->port));
+    }
+    impl->admin_service->set_advertised_address(
+        impl->cluster->membership()->client_address());
+  }
 
   grpc::HealthCheckServiceInterface* health = impl->server->GetHealthCheckService();
   health->SetServingStatus("", true);
@@ -135,6 +188,10 @@ absl::StatusOr<std::unique_ptr<NodeServer>> NodeServer::Start(
 
 int NodeServer::port() const { return impl_->port; }
 
+int NodeServer::peer_port() const {
+  return impl_->cluster == nullptr ? 0 : impl_->cluster->peer_port();
+}
+
 std::string NodeServer::address() const {
   const std::string& listen = impl_->options.listen;
   return absl::StrCat(listen.substr(0, listen.rfind(':')), ":", impl_->port);
@@ -147,6 +204,11 @@ absl::Status NodeServer::Drain() {
 
   LogInfo("drain: health NOT_SERVING");
   impl_->server->GetHealthCheckService()->Shutdown();
+  if (impl_->cluster != nullptr) {
+    impl_->cluster->BeginDrain();
+    const int64_t left = impl_->cluster->HandOffHints();
+    LogInfo("drain: hints handed off", {{"left", absl::StrCat(left)}});
+  }
 
   LogInfo("drain: stop accepting, finishing in-flight calls",
           {{"timeout", absl::FormatDuration(timeout)}});
@@ -156,6 +218,12 @@ absl::Status NodeServer::Drain() {
   LogInfo("drain: calls finished",
           {{"took", absl::FormatDuration(absl::Now() - start)}});
 
+  if (impl_->cluster != nullptr) {
+    // Calls finished after the first hand-off may have left new hints.
+    (void)impl_->cluster->HandOffHints();
+    LogInfo("drain: stopping replication");
+    impl_->cluster->Stop();
+  }
   impl_->sweeper->Stop();
   impl_->governor->Stop();
   LogInfo("drain: flushing store");

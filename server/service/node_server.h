@@ -8,6 +8,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
+#include "server/replication/cluster.h"
 #include "server/store/memory_governor.h"
 #include "server/store/session_store.h"
 
@@ -22,6 +23,11 @@ struct ServerOptions {
   // Memory budget, watermarks and the disk cap. A memory_limit_auto budget
   // is resolved at Start (and store.memory_limit_bytes set from it).
   store::GovernorOptions governor;
+  // Peers, quorums, hints, anti-entropy. Without peers the node runs alone
+  // on its local store, exactly as a single node always has.
+  replication::ClusterOptions cluster;
+  // Honour CreateRequest.id (a trusted application's own ids).
+  bool allow_client_ids = false;
 
   absl::Status Validate() const;
 };
@@ -45,10 +51,13 @@ class NodeServer final {
   // The bound port and "HOST:PORT" address.
   int port() const;
   std::string address() const;
+  // The bound peer port (0 without a cluster).
+  int peer_port() const;
 
-  // The shutdown sequence, each phase logged: health NOT_SERVING, stop
-  // accepting and let in-flight calls finish within drain_timeout, stop the
-  // sweeper and the memory governor, flush and close the store. Idempotent.
+  // The shutdown sequence, each phase logged: health NOT_SERVING, hand
+  // pending hints to a live peer, stop accepting and let in-flight calls
+  // finish within drain_timeout, stop the replication threads, the sweeper
+  // and the memory governor, flush and close the store. Idempotent.
   absl::Status Drain();
 
  private:

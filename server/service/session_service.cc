@@ -1,5 +1,8 @@
 #include "server/service/session_service.h"
 
+#include <atomic>
+#include <memory>
+
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "server/service/convert.h"
@@ -25,108 +28,11 @@ absl::Status ValidatePrincipal(const std::string& principal) {
   return absl::OkStatus();
 }
 
-absl::Status DoCreate(store::SessionStore& store, const v1::CreateRequest& req,
-                      v1::CreateResponse* resp) {
-  SG_RETURN_IF_ERROR(ValidatePrincipal(req.principal()));
-  SG_ASSIGN_OR_RETURN(auto ttl, OptionalTtl(req.has_ttl(), req.ttl()));
-  SG_ASSIGN_OR_RETURN(auto record,
-                      store.Create(store::CreateParams{req.data(),
-                                                       req.principal(), ttl}));
-  ToProto(std::move(record), resp->mutable_session());
-  return absl::OkStatus();
-}
-
-absl::Status DoGet(store::SessionStore& store, const v1::GetRequest& req,
-                   v1::GetResponse* resp) {
-  SG_RETURN_IF_ERROR(store::ValidateSessionId(req.id()));
-  SG_ASSIGN_OR_RETURN(auto record, store.Get(req.id(), req.touch()));
-  ToProto(std::move(record), resp->mutable_session());
-  return absl::OkStatus();
-}
-
-absl::Status DoTouch(store::SessionStore& store, const v1::TouchRequest& req,
-                     v1::TouchResponse* resp) {
-  SG_RETURN_IF_ERROR(store::ValidateSessionId(req.id()));
-  SG_ASSIGN_OR_RETURN(auto ttl, OptionalTtl(req.has_ttl(), req.ttl()));
-  SG_ASSIGN_OR_RETURN(auto record, store.Touch(req.id(), ttl));
-  ToProto(record.expire_time, resp->mutable_expire_time());
-  ToProto(record.version, resp->mutable_version());
-  return absl::OkStatus();
-}
-
-absl::Status DoUpdate(store::SessionStore& store, const v1::UpdateRequest& req,
-                      v1::UpdateResponse* resp) {
-  SG_RETURN_IF_ERROR(store::ValidateSessionId(req.id()));
-  store::UpdateParams params;
-  if (req.has_data()) params.data = req.data();
-  if (req.has_principal()) {
-    SG_RETURN_IF_ERROR(ValidatePrincipal(req.principal()));
-    params.principal = req.principal();
-  }
-  if (req.has_expected_version()) {
-    params.expected_version = FromProto(req.expected_version());
-  }
-  SG_ASSIGN_OR_RETURN(params.ttl, OptionalTtl(req.has_ttl(), req.ttl()));
-  SG_ASSIGN_OR_RETURN(auto record, store.Update(req.id(), std::move(params)));
-  ToProto(std::move(record), resp->mutable_session());
-  return absl::OkStatus();
-}
-
-absl::Status DoDelete(store::SessionStore& store, const v1::DeleteRequest& req,
-                      v1::DeleteResponse* resp) {
-  SG_RETURN_IF_ERROR(store::ValidateSessionId(req.id()));
-  std::optional<store::Hlc> expected;
-  if (req.has_expected_version()) expected = FromProto(req.expected_version());
-  SG_ASSIGN_OR_RETURN(bool deleted, store.Delete(req.id(), expected));
-  resp->set_deleted(deleted);
-  return absl::OkStatus();
-}
-
-absl::Status DoRegenerate(store::SessionStore& store,
-                          const v1::RegenerateRequest& req,
-                          v1::RegenerateResponse* resp) {
-  SG_RETURN_IF_ERROR(store::ValidateSessionId(req.id()));
-  std::optional<std::string> principal;
-  if (req.has_principal()) {
-    SG_RETURN_IF_ERROR(ValidatePrincipal(req.principal()));
-    principal = req.principal();
-  }
-  SG_ASSIGN_OR_RETURN(auto record, store.Regenerate(req.id(), principal));
-  ToProto(std::move(record), resp->mutable_session());
-  resp->set_previous_id(req.id());
-  return absl::OkStatus();
-}
-
 absl::Status CheckPrincipalArgument(const std::string& principal) {
   if (principal.empty()) {
     return absl::InvalidArgumentError("principal must not be empty");
   }
   return ValidatePrincipal(principal);
-}
-
-absl::Status DoListByPrincipal(store::SessionStore& store,
-                               const v1::ListByPrincipalRequest& req,
-                               v1::ListByPrincipalResponse* resp) {
-  SG_RETURN_IF_ERROR(CheckPrincipalArgument(req.principal()));
-  if (req.limit() < 0) {
-    return absl::InvalidArgumentError("limit must not be negative");
-  }
-  int limit = req.limit() == 0 ? SessionServiceImpl::kMaxListLimit
-                               : std::min(req.limit(),
-                                          SessionServiceImpl::kMaxListLimit);
-  SG_ASSIGN_OR_RETURN(auto records,
-                      store.ListByPrincipal(req.principal(), limit));
-  for (auto& record : records) ToProto(std::move(record), resp->add_sessions());
-  return absl::OkStatus();
-}
-
-absl::Status DoDeleteByPrincipal(store::SessionStore& store,
-                                 const v1::DeleteByPrincipalRequest& req,
-                                 v1::DeleteByPrincipalResponse* resp) {
-  SG_RETURN_IF_ERROR(CheckPrincipalArgument(req.principal()));
-  SG_ASSIGN_OR_RETURN(int64_t deleted, store.DeleteByPrincipal(req.principal()));
-  resp->set_deleted_count(deleted);
-  return absl::OkStatus();
 }
 
 void ToProto(const absl::Status& status, v1::EntryStatus* out) {
@@ -144,98 +50,275 @@ absl::Status CheckBatchSize(int entries) {
   return absl::OkStatus();
 }
 
-absl::Status DoBatchGet(store::SessionStore& store,
-                        const v1::BatchGetRequest& req,
-                        v1::BatchGetResponse* resp) {
-  SG_RETURN_IF_ERROR(CheckBatchSize(req.requests_size()));
-  resp->mutable_results()->Reserve(req.requests_size());
-  for (const v1::GetRequest& get : req.requests()) {
-    v1::GetResult* result = resp->add_results();
-    v1::GetResponse one;
-    absl::Status status = DoGet(store, get, &one);
-    ToProto(status, result->mutable_status());
-    if (status.ok()) result->mutable_session()->Swap(one.mutable_session());
+// Validation of each request, separate from the call so that a bad request
+// costs no backend work. Each returns the params the backend takes.
+absl::StatusOr<store::CreateParams> CreateParamsOf(const v1::CreateRequest& req,
+                                                   bool allow_client_ids) {
+  SG_RETURN_IF_ERROR(ValidatePrincipal(req.principal()));
+  SG_ASSIGN_OR_RETURN(auto ttl, OptionalTtl(req.has_ttl(), req.ttl()));
+  if (!req.id().empty()) {
+    if (!allow_client_ids) {
+      return absl::PermissionDeniedError(
+          "CreateRequest.id is refused: this server mints every id (start it "
+          "with --allow-client-ids to let trusted clients choose them)");
+    }
+    SG_RETURN_IF_ERROR(store::ValidateSessionId(req.id()));
   }
-  return absl::OkStatus();
+  return store::CreateParams{req.data(), req.principal(), ttl, req.id()};
 }
 
-absl::Status DoBatchCreate(store::SessionStore& store,
-                           const v1::BatchCreateRequest& req,
-                           v1::BatchCreateResponse* resp) {
-  SG_RETURN_IF_ERROR(CheckBatchSize(req.requests_size()));
-  resp->mutable_results()->Reserve(req.requests_size());
-  for (const v1::CreateRequest& create : req.requests()) {
-    v1::CreateResult* result = resp->add_results();
-    v1::CreateResponse one;
-    absl::Status status = DoCreate(store, create, &one);
-    ToProto(status, result->mutable_status());
-    if (status.ok()) result->mutable_session()->Swap(one.mutable_session());
+absl::StatusOr<store::UpdateParams> UpdateParamsOf(const v1::UpdateRequest& req) {
+  SG_RETURN_IF_ERROR(store::ValidateSessionId(req.id()));
+  store::UpdateParams params;
+  if (req.has_data()) params.data = req.data();
+  if (req.has_principal()) {
+    SG_RETURN_IF_ERROR(ValidatePrincipal(req.principal()));
+    params.principal = req.principal();
   }
-  return absl::OkStatus();
+  if (req.has_expected_version()) {
+    params.expected_version = FromProto(req.expected_version());
+  }
+  SG_ASSIGN_OR_RETURN(params.ttl, OptionalTtl(req.has_ttl(), req.ttl()));
+  return params;
+}
+
+// Runs `call` unless `valid` failed; `call` gets a reply that finishes the
+// reactor with `fill(value)`'s outcome.
+template <typename T, typename Fill>
+store::Reply<T> FinishWith(grpc::ServerUnaryReactor* reactor, Fill fill) {
+  return [reactor, fill = std::move(fill)](absl::StatusOr<T> result) mutable {
+    if (!result.ok()) {
+      reactor->Finish(ToGrpcStatus(result.status()));
+      return;
+    }
+    fill(std::move(*result));
+    reactor->Finish(grpc::Status::OK);
+  };
 }
 
 }  // namespace
 
-grpc::ServerUnaryReactor* SessionServiceImpl::BatchGet(
-    grpc::CallbackServerContext* ctx, const v1::BatchGetRequest* request,
-    v1::BatchGetResponse* response) {
-  return Finish(ctx, DoBatchGet(*store_, *request, response));
-}
-
-grpc::ServerUnaryReactor* SessionServiceImpl::BatchCreate(
-    grpc::CallbackServerContext* ctx, const v1::BatchCreateRequest* request,
-    v1::BatchCreateResponse* response) {
-  return Finish(ctx, DoBatchCreate(*store_, *request, response));
-}
-
 grpc::ServerUnaryReactor* SessionServiceImpl::Create(
     grpc::CallbackServerContext* ctx, const v1::CreateRequest* request,
     v1::CreateResponse* response) {
-  return Finish(ctx, DoCreate(*store_, *request, response));
+  auto params = CreateParamsOf(*request, allow_client_ids_);
+  if (!params.ok()) return Finish(ctx, params.status());
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  backend_->Create(std::move(*params),
+                   FinishWith<store::SessionRecord>(
+                       reactor, [response](store::SessionRecord record) {
+                         ToProto(std::move(record), response->mutable_session());
+                       }));
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* SessionServiceImpl::Get(
     grpc::CallbackServerContext* ctx, const v1::GetRequest* request,
     v1::GetResponse* response) {
-  return Finish(ctx, DoGet(*store_, *request, response));
+  if (absl::Status s = store::ValidateSessionId(request->id()); !s.ok()) {
+    return Finish(ctx, s);
+  }
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  backend_->Get(request->id(), request->touch(),
+                FinishWith<store::SessionRecord>(
+                    reactor, [response](store::SessionRecord record) {
+                      ToProto(std::move(record), response->mutable_session());
+                    }));
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* SessionServiceImpl::Touch(
     grpc::CallbackServerContext* ctx, const v1::TouchRequest* request,
     v1::TouchResponse* response) {
-  return Finish(ctx, DoTouch(*store_, *request, response));
+  if (absl::Status s = store::ValidateSessionId(request->id()); !s.ok()) {
+    return Finish(ctx, s);
+  }
+  auto ttl = OptionalTtl(request->has_ttl(), request->ttl());
+  if (!ttl.ok()) return Finish(ctx, ttl.status());
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  backend_->Touch(request->id(), *ttl,
+                  FinishWith<store::SessionRecord>(
+                      reactor, [response](store::SessionRecord record) {
+                        ToProto(record.expire_time,
+                                response->mutable_expire_time());
+                        ToProto(record.version, response->mutable_version());
+                      }));
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* SessionServiceImpl::Update(
     grpc::CallbackServerContext* ctx, const v1::UpdateRequest* request,
     v1::UpdateResponse* response) {
-  return Finish(ctx, DoUpdate(*store_, *request, response));
+  auto params = UpdateParamsOf(*request);
+  if (!params.ok()) return Finish(ctx, params.status());
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  backend_->Update(request->id(), std::move(*params),
+                   FinishWith<store::SessionRecord>(
+                       reactor, [response](store::SessionRecord record) {
+                         ToProto(std::move(record), response->mutable_session());
+                       }));
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* SessionServiceImpl::Delete(
     grpc::CallbackServerContext* ctx, const v1::DeleteRequest* request,
     v1::DeleteResponse* response) {
-  return Finish(ctx, DoDelete(*store_, *request, response));
+  if (absl::Status s = store::ValidateSessionId(request->id()); !s.ok()) {
+    return Finish(ctx, s);
+  }
+  std::optional<store::Hlc> expected;
+  if (request->has_expected_version()) {
+    expected = FromProto(request->expected_version());
+  }
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  backend_->Delete(request->id(), expected,
+                   FinishWith<bool>(reactor, [response](bool deleted) {
+                     response->set_deleted(deleted);
+                   }));
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* SessionServiceImpl::Regenerate(
     grpc::CallbackServerContext* ctx, const v1::RegenerateRequest* request,
     v1::RegenerateResponse* response) {
-  return Finish(ctx, DoRegenerate(*store_, *request, response));
+  if (absl::Status s = store::ValidateSessionId(request->id()); !s.ok()) {
+    return Finish(ctx, s);
+  }
+  std::optional<std::string> principal;
+  if (request->has_principal()) {
+    if (absl::Status s = ValidatePrincipal(request->principal()); !s.ok()) {
+      return Finish(ctx, s);
+    }
+    principal = request->principal();
+  }
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  backend_->Regenerate(
+      request->id(), std::move(principal),
+      FinishWith<store::SessionRecord>(
+          reactor, [request, response](store::SessionRecord record) {
+            ToProto(std::move(record), response->mutable_session());
+            response->set_previous_id(request->id());
+          }));
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* SessionServiceImpl::ListByPrincipal(
     grpc::CallbackServerContext* ctx,
     const v1::ListByPrincipalRequest* request,
     v1::ListByPrincipalResponse* response) {
-  return Finish(ctx, DoListByPrincipal(*store_, *request, response));
+  if (absl::Status s = CheckPrincipalArgument(request->principal()); !s.ok()) {
+    return Finish(ctx, s);
+  }
+  if (request->limit() < 0) {
+    return Finish(ctx, absl::InvalidArgumentError("limit must not be negative"));
+  }
+  const int limit = request->limit() == 0
+                        ? kMaxListLimit
+                        : std::min(request->limit(), kMaxListLimit);
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  backend_->ListByPrincipal(
+      request->principal(), static_cast<size_t>(limit),
+      FinishWith<std::vector<store::SessionRecord>>(
+          reactor, [response](std::vector<store::SessionRecord> records) {
+            for (auto& record : records) {
+              ToProto(std::move(record), response->add_sessions());
+            }
+          }));
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* SessionServiceImpl::DeleteByPrincipal(
     grpc::CallbackServerContext* ctx,
     const v1::DeleteByPrincipalRequest* request,
     v1::DeleteByPrincipalResponse* response) {
-  return Finish(ctx, DoDeleteByPrincipal(*store_, *request, response));
+  if (absl::Status s = CheckPrincipalArgument(request->principal()); !s.ok()) {
+    return Finish(ctx, s);
+  }
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  backend_->DeleteByPrincipal(
+      request->principal(),
+      FinishWith<int64_t>(reactor, [response](int64_t deleted) {
+        response->set_deleted_count(deleted);
+      }));
+  return reactor;
+}
+
+// A batch finishes when its last entry is answered; entries answer in any
+// order and on any thread, each into its own pre-allocated result.
+namespace {
+struct BatchCountdown {
+  grpc::ServerUnaryReactor* reactor;
+  std::atomic<int> remaining;
+  void One() {
+    if (remaining.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      reactor->Finish(grpc::Status::OK);
+      delete this;
+    }
+  }
+};
+}  // namespace
+
+grpc::ServerUnaryReactor* SessionServiceImpl::BatchGet(
+    grpc::CallbackServerContext* ctx, const v1::BatchGetRequest* request,
+    v1::BatchGetResponse* response) {
+  if (absl::Status s = CheckBatchSize(request->requests_size()); !s.ok()) {
+    return Finish(ctx, s);
+  }
+  const int n = request->requests_size();
+  if (n == 0) return Finish(ctx, absl::OkStatus());
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  response->mutable_results()->Reserve(n);
+  for (int i = 0; i < n; ++i) response->add_results();
+  auto* countdown = new BatchCountdown{reactor, n};
+  for (int i = 0; i < n; ++i) {
+    const v1::GetRequest& get = request->requests(i);
+    v1::GetResult* result = response->mutable_results(i);
+    if (absl::Status s = store::ValidateSessionId(get.id()); !s.ok()) {
+      ToProto(s, result->mutable_status());
+      countdown->One();
+      continue;
+    }
+    backend_->Get(get.id(), get.touch(),
+                  [result, countdown](absl::StatusOr<store::SessionRecord> r) {
+                    ToProto(r.status(), result->mutable_status());
+                    if (r.ok()) {
+                      ToProto(std::move(*r), result->mutable_session());
+                    }
+                    countdown->One();
+                  });
+  }
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* SessionServiceImpl::BatchCreate(
+    grpc::CallbackServerContext* ctx, const v1::BatchCreateRequest* request,
+    v1::BatchCreateResponse* response) {
+  if (absl::Status s = CheckBatchSize(request->requests_size()); !s.ok()) {
+    return Finish(ctx, s);
+  }
+  const int n = request->requests_size();
+  if (n == 0) return Finish(ctx, absl::OkStatus());
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  response->mutable_results()->Reserve(n);
+  for (int i = 0; i < n; ++i) response->add_results();
+  auto* countdown = new BatchCountdown{reactor, n};
+  for (int i = 0; i < n; ++i) {
+    v1::CreateResult* result = response->mutable_results(i);
+    auto params = CreateParamsOf(request->requests(i), allow_client_ids_);
+    if (!params.ok()) {
+      ToProto(params.status(), result->mutable_status());
+      countdown->One();
+      continue;
+    }
+    backend_->Create(
+        std::move(*params),
+        [result, countdown](absl::StatusOr<store::SessionRecord> r) {
+          ToProto(r.status(), result->mutable_status());
+          if (r.ok()) ToProto(std::move(*r), result->mutable_session());
+          countdown->One();
+        });
+  }
+  return reactor;
 }
 
 }  // namespace sg::service

@@ -1,17 +1,21 @@
 // gRPC SessionService: validates requests, calls the store, converts.
 #pragma once
 
-#include "server/store/session_store.h"
+#include "server/store/session_backend.h"
 #include "sessiongrid/v1/session.grpc.pb.h"
 
 namespace sg::service {
 
-// Callback-API service; every handler finishes inline because the store's
-// calls are short. Thread-safe; `store` must outlive the service.
+// Callback-API service: validates, then hands the call to the backend and
+// finishes the reactor from the backend's reply (inline for the local
+// store, from a peer's completion in a cluster). Thread-safe; `backend`
+// must outlive the service.
 class SessionServiceImpl final
     : public sessiongrid::v1::SessionService::CallbackService {
  public:
-  explicit SessionServiceImpl(store::SessionStore* store) : store_(store) {}
+  // `allow_client_ids`: honour CreateRequest.id (--allow-client-ids).
+  SessionServiceImpl(store::SessionBackend* backend, bool allow_client_ids)
+      : backend_(backend), allow_client_ids_(allow_client_ids) {}
 
   grpc::ServerUnaryReactor* Create(
       grpc::CallbackServerContext* ctx,
@@ -60,7 +64,8 @@ class SessionServiceImpl final
   static constexpr int kMaxListLimit = 1000;
 
  private:
-  store::SessionStore* const store_;
+  store::SessionBackend* const backend_;
+  const bool allow_client_ids_;
 };
 
 }  // namespace sg::service

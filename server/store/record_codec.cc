@@ -223,20 +223,25 @@ std::string PrincipalPrefix(std::string_view principal) {
   return prefix;
 }
 
+// Ids never hold NUL, so the last NUL of a key ends the principal, even when
+// the principal itself holds NUL bytes and whatever the id's length.
 std::optional<std::string_view> IdFromPrincipalKey(std::string_view key,
                                                    std::string_view principal) {
-  if (key.size() != principal.size() + 1 + kSessionIdLength ||
+  if (key.size() <= principal.size() + 1 ||
       key.substr(0, principal.size()) != principal ||
       key[principal.size()] != '\0') {
     return std::nullopt;
   }
-  return key.substr(principal.size() + 1);
+  std::string_view id = key.substr(principal.size() + 1);
+  if (id.find('\0') != std::string_view::npos) return std::nullopt;
+  return id;
 }
 
 std::optional<PrincipalKeyParts> SplitPrincipalKey(std::string_view key) {
-  if (key.size() < kSessionIdLength + 1) return std::nullopt;
-  size_t sep = key.size() - kSessionIdLength - 1;
-  if (key[sep] != '\0') return std::nullopt;
+  size_t sep = key.rfind('\0');
+  if (sep == std::string_view::npos || sep + 1 == key.size()) {
+    return std::nullopt;
+  }
   return PrincipalKeyParts{key.substr(0, sep), key.substr(sep + 1)};
 }
 

@@ -67,8 +67,8 @@ struct Tombstone {
 void EncodeTombstone(const Tombstone& tombstone, std::string* out);
 absl::Status DecodeTombstone(std::string_view value, Tombstone* out);
 
-// Principal-index keys: principal '\0' id. Ids have a fixed length, so a key
-// splits unambiguously even when the principal itself holds NUL bytes.
+// Principal-index keys: principal '\0' id. Ids hold no NUL, so a key splits
+// at its last NUL even when the principal itself holds NUL bytes.
 void PrincipalKey(std::string_view principal, std::string_view id,
                   std::string* out);
 // The scan prefix of a principal's keys: principal '\0'.

@@ -66,9 +66,10 @@ std::string NewSessionId() {
 }
 
 absl::Status ValidateSessionId(std::string_view id) {
-  if (id.size() != kSessionIdLength) {
+  if (id.size() < kMinSessionIdLength || id.size() > kMaxSessionIdLength) {
     return absl::InvalidArgumentError(
-        "session id must be 43 base64url characters");
+        "session id must be 22 to 128 base64url characters (ids this server "
+        "mints have 43)");
   }
   for (char c : id) {
     if (!kIsIdChar[static_cast<uint8_t>(c)]) {

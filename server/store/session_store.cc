@@ -147,6 +147,9 @@ absl::Status SessionStore::Impl::Open() {
       {kCfNames[kPrincipal], cf_options(small_buffer)},
       {kCfNames[kTombstones], cf_options(small_buffer)},
       {kCfNames[kMeta], cf_options(small_buffer)},
+      // Hint values start with their deadline stamp: the filter reclaims
+      // hints past the hint window.
+      {kCfNames[kHints], cf_options(small_buffer)},
   };
   // The default and meta families hold no stamped values.
   descriptors[kDefault].options.compaction_filter_factory = nullptr;
@@ -312,11 +315,14 @@ void SessionStore::Impl::StageRecord(const SessionRecord* before,
 }
 
 void SessionStore::Impl::StageTombstone(std::string_view id, const Hlc& version,
-                                        rocksdb::WriteBatch* batch) {
+                                        rocksdb::WriteBatch* batch,
+                                        absl::Time deleted_expire_time) {
+  absl::Time deadline = clock_->Now() + options_.tombstone_ttl;
+  // In a cluster a replica that missed the delete may still hold the
+  // session until it would have expired; the tombstone must outlive it.
+  if (options_.replicated) deadline = std::max(deadline, deleted_expire_time);
   std::string value;
-  codec::EncodeTombstone(
-      codec::Tombstone{version, clock_->Now() + options_.tombstone_ttl},
-      &value);
+  codec::EncodeTombstone(codec::Tombstone{version, deadline}, &value);
   batch->Put(cf(kTombstones), ToSlice(id), value);
 }
 
@@ -360,8 +366,10 @@ bool SessionStore::Impl::ApplyTouch(SessionRecord* record, absl::Duration ttl,
 // ---------------------------------------------------------------------------
 // Operations
 
-absl::StatusOr<SessionRecord> SessionStore::Impl::Create(CreateParams params) {
+absl::StatusOr<SessionRecord> SessionStore::Impl::PrepareCreate(
+    CreateParams params) {
   SG_RETURN_IF_ERROR(CheckOpen());
+  if (!params.id.empty()) SG_RETURN_IF_ERROR(ValidateSessionId(params.id));
   if (params.data.size() > options_.max_session_bytes) {
     return absl::InvalidArgumentError(
         absl::StrCat("session data is ", params.data.size(),
@@ -370,32 +378,15 @@ absl::StatusOr<SessionRecord> SessionStore::Impl::Create(CreateParams params) {
   SG_RETURN_IF_ERROR(CheckPrincipal(params.principal));
   const absl::Duration ttl = params.ttl.value_or(options_.default_ttl);
   SG_RETURN_IF_ERROR(CheckTtl(ttl, options_.max_ttl));
-
-  const bool anonymous = params.principal.empty();
-  if (anonymous && refuse_anonymous_.load(std::memory_order_relaxed)) {
+  if (params.principal.empty() &&
+      refuse_anonymous_.load(std::memory_order_relaxed)) {
     refused_creates_.fetch_add(1, std::memory_order_relaxed);
     return absl::ResourceExhaustedError(
         "node memory is at the emergency level: new anonymous sessions are "
         "refused");
   }
-  if (options_.max_sessions > 0) {
-    const int64_t excess = session_count() - options_.max_sessions + 1;
-    if (excess > 0) {
-      if (anonymous && anonymous_.load() <= 0) {
-        // Only logged-in users are stored: a visitor must not push one out.
-        refused_creates_.fetch_add(1, std::memory_order_relaxed);
-        return absl::ResourceExhaustedError(absl::StrCat(
-            "max_sessions (", options_.max_sessions,
-            ") reached and every stored session is authenticated: new "
-            "anonymous sessions are refused"));
-      }
-      SG_RETURN_IF_ERROR(
-          Evict(excess, EvictionReason::kMaxSessions, true).status());
-    }
-  }
-
   SessionRecord record;
-  record.id = NewSessionId();
+  record.id = params.id.empty() ? NewSessionId() : std::move(params.id);
   record.data = std::move(params.data);
   record.principal = std::move(params.principal);
   const absl::Time now = clock_->Now();
@@ -404,11 +395,54 @@ absl::StatusOr<SessionRecord> SessionStore::Impl::Create(CreateParams params) {
   record.expire_time = now + ttl;
   record.ttl = ttl;
   record.version = hlc_.Next();
+  return record;
+}
 
-  // A fresh 256-bit id cannot collide, so no stripe lock is needed.
+absl::Status SessionStore::Impl::MakeRoomForOne(bool anonymous) {
+  if (options_.max_sessions <= 0) return absl::OkStatus();
+  const int64_t excess = session_count() - options_.max_sessions + 1;
+  if (excess <= 0) return absl::OkStatus();
+  if (anonymous && anonymous_.load() <= 0) {
+    // Only logged-in users are stored: a visitor must not push one out.
+    refused_creates_.fetch_add(1, std::memory_order_relaxed);
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "max_sessions (", options_.max_sessions,
+        ") reached and every stored session is authenticated: new "
+        "anonymous sessions are refused"));
+  }
+  return Evict(excess, EvictionReason::kMaxSessions, true).status();
+}
+
+absl::Status SessionStore::Impl::CommitClientIdCreate(
+    const SessionRecord& record) {
+  absl::MutexLock lock(&StripeFor(record.id));
+  SG_ASSIGN_OR_RETURN(std::optional<codec::Tombstone> tombstone,
+                      ReadTombstone(record.id));
+  SessionRecord existing;
+  absl::Status read = ReadRecord(record.id, &existing);
+  if (!read.ok() && !absl::IsNotFound(read)) return read;
+  if (tombstone || read.ok()) {
+    // Ids are never reused: not even an expired or deleted one.
+    return absl::AlreadyExistsError("session id is or was in use");
+  }
   rocksdb::WriteBatch batch;
   StageRecord(nullptr, &record, record.id, &batch);
-  SG_RETURN_IF_ERROR(Commit(&batch, Presence{}, Presence::Of(record)));
+  return Commit(&batch, Presence{}, Presence::Of(record));
+}
+
+absl::StatusOr<SessionRecord> SessionStore::Impl::Create(CreateParams params) {
+  const bool client_id = !params.id.empty();
+  SG_ASSIGN_OR_RETURN(SessionRecord record, PrepareCreate(std::move(params)));
+  const bool anonymous = record.principal.empty();
+  SG_RETURN_IF_ERROR(MakeRoomForOne(anonymous));
+  if (client_id) {
+    SG_RETURN_IF_ERROR(CommitClientIdCreate(record));
+  } else {
+    // A fresh 256-bit id cannot collide, so no stripe lock is needed.
+    rocksdb::WriteBatch batch;
+    StageRecord(nullptr, &record, record.id, &batch);
+    SG_RETURN_IF_ERROR(Commit(&batch, Presence{}, Presence::Of(record)));
+  }
   creates_.fetch_add(1, std::memory_order_relaxed);
   if (!anonymous) EnforcePrincipalCapOrLog(record.principal, record.id);
   return record;
@@ -471,6 +505,40 @@ absl::StatusOr<SessionRecord> SessionStore::Impl::Update(std::string_view id,
   return updated;
 }
 
+absl::StatusOr<SessionRecord> SessionStore::Impl::PrepareUpdate(
+    const SessionRecord& current, UpdateParams params) {
+  if (params.data && params.data->size() > options_.max_session_bytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("session data is ", params.data->size(),
+                     " bytes; the limit is ", options_.max_session_bytes));
+  }
+  if (params.principal) SG_RETURN_IF_ERROR(CheckPrincipal(*params.principal));
+  if (params.ttl) SG_RETURN_IF_ERROR(CheckTtl(*params.ttl, options_.max_ttl));
+  if (params.expected_version && *params.expected_version != current.version) {
+    return absl::FailedPreconditionError(
+        "session version does not match expected_version");
+  }
+  const absl::Time now = clock_->Now();
+  SessionRecord updated = current;
+  if (params.data) updated.data = std::move(*params.data);
+  if (params.principal) updated.principal = std::move(*params.principal);
+  if (params.ttl) updated.ttl = *params.ttl;
+  updated.expire_time = now + updated.ttl;
+  updated.last_access_time = now;
+  updated.version = hlc_.Next();
+  return updated;
+}
+
+absl::StatusOr<bool> SessionStore::Impl::PrepareTouch(
+    SessionRecord* record, std::optional<absl::Duration> ttl) {
+  if (ttl) SG_RETURN_IF_ERROR(CheckTtl(*ttl, options_.max_ttl));
+  if (!ApplyTouch(record, ttl.value_or(record->ttl), clock_->Now())) {
+    return false;
+  }
+  record->version = hlc_.Next();
+  return true;
+}
+
 absl::StatusOr<SessionRecord> SessionStore::Impl::DoUpdate(
     std::string_view id, UpdateParams params) {
   SG_RETURN_IF_ERROR(CheckOpen());
@@ -486,19 +554,9 @@ absl::StatusOr<SessionRecord> SessionStore::Impl::DoUpdate(
   absl::MutexLock lock(&StripeFor(id));
   SessionRecord record;
   SG_RETURN_IF_ERROR(ReadRecord(id, &record));
-  const absl::Time now = clock_->Now();
-  if (record.expire_time <= now) return NotFound();
-  if (params.expected_version && *params.expected_version != record.version) {
-    return absl::FailedPreconditionError(
-        "session version does not match expected_version");
-  }
-  SessionRecord updated = record;
-  if (params.data) updated.data = std::move(*params.data);
-  if (params.principal) updated.principal = std::move(*params.principal);
-  if (params.ttl) updated.ttl = *params.ttl;
-  updated.expire_time = now + updated.ttl;
-  updated.last_access_time = now;
-  updated.version = hlc_.Next();
+  if (record.expire_time <= clock_->Now()) return NotFound();
+  SG_ASSIGN_OR_RETURN(SessionRecord updated,
+                      PrepareUpdate(record, std::move(params)));
 
   rocksdb::WriteBatch batch;
   StageRecord(&record, &updated, id, &batch);
@@ -521,7 +579,7 @@ absl::StatusOr<bool> SessionStore::Impl::DeleteLocked(
   }
   rocksdb::WriteBatch batch;
   StageRecord(&record, nullptr, id, &batch);
-  StageTombstone(id, hlc_.Next(), &batch);
+  StageTombstone(id, hlc_.Next(), &batch, record.expire_time);
   SG_RETURN_IF_ERROR(Commit(&batch, Presence::Of(record), Presence{}));
   // An expired leftover leaves the count as an expiration.
   (live ? deletes_ : expirations_).fetch_add(1, std::memory_order_relaxed);
@@ -568,7 +626,7 @@ absl::StatusOr<SessionRecord> SessionStore::Impl::DoRegenerate(
 
   rocksdb::WriteBatch batch;
   StageRecord(&record, nullptr, id, &batch);
-  StageTombstone(id, tombstone_version, &batch);
+  StageTombstone(id, tombstone_version, &batch, record.expire_time);
   StageRecord(nullptr, &fresh, fresh.id, &batch);
   SG_RETURN_IF_ERROR(Commit(&batch, Presence::Of(record), Presence::Of(fresh)));
   writes_.fetch_add(1, std::memory_order_relaxed);
@@ -629,9 +687,45 @@ absl::StatusOr<bool> SessionStore::ApplyReplicated(
     const SessionRecord& record) {
   return impl_->ApplyReplicated(record);
 }
-absl::StatusOr<bool> SessionStore::ApplyReplicatedDelete(std::string_view id,
-                                                         const Hlc& version) {
-  return impl_->ApplyReplicatedDelete(id, version);
+absl::StatusOr<bool> SessionStore::ApplyReplicatedDelete(
+    std::string_view id, const Hlc& version, absl::Time deleted_expire_time) {
+  return impl_->ApplyReplicatedDelete(id, version, deleted_expire_time);
+}
+absl::StatusOr<SessionRecord> SessionStore::PrepareCreate(CreateParams params) {
+  return impl_->PrepareCreate(std::move(params));
+}
+absl::StatusOr<SessionRecord> SessionStore::PrepareUpdate(
+    const SessionRecord& current, UpdateParams params) {
+  return impl_->PrepareUpdate(current, std::move(params));
+}
+absl::StatusOr<bool> SessionStore::PrepareTouch(
+    SessionRecord* record, std::optional<absl::Duration> ttl) {
+  return impl_->PrepareTouch(record, ttl);
+}
+Hlc SessionStore::NextVersion() { return impl_->NextVersion(); }
+absl::StatusOr<LocalEntry> SessionStore::ReadLocal(std::string_view id) {
+  return impl_->ReadLocal(id);
+}
+absl::Status SessionStore::ForEachEntry(
+    const std::function<bool(std::string_view, const SessionRecord*,
+                             const TombstoneInfo*)>& fn) {
+  return impl_->ForEachEntry(fn);
+}
+void SessionStore::SetEvictionObserver(
+    std::function<void(const EvictedSession&)> observer) {
+  impl_->SetEvictionObserver(std::move(observer));
+}
+absl::Status SessionStore::PutHint(std::string_view key,
+                                   std::string_view value) {
+  return impl_->PutHint(key, value);
+}
+absl::Status SessionStore::DeleteHint(std::string_view key) {
+  return impl_->DeleteHint(key);
+}
+absl::Status SessionStore::ScanHints(
+    std::string_view prefix,
+    const std::function<bool(std::string_view, std::string_view)>& fn) {
+  return impl_->ScanHints(prefix, fn);
 }
 StoreStats SessionStore::Stats() const { return impl_->Stats(); }
 absl::StatusOr<RawCounts> SessionStore::RawCountsForTesting() const {

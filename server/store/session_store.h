@@ -15,6 +15,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -30,12 +31,16 @@
 
 namespace sg::store {
 
-// Ids are 32 random bytes, base64url without padding: exactly 43 characters.
+// Ids this store mints are 32 random bytes, base64url without padding:
+// exactly 43 characters. Ids a trusted client chose (CreateParams::id) may
+// have 22 (132 bits) to 128 characters of the same alphabet.
 inline constexpr size_t kSessionIdLength = 43;
+inline constexpr size_t kMinSessionIdLength = 22;
+inline constexpr size_t kMaxSessionIdLength = 128;
 inline constexpr size_t kMaxPrincipalBytes = 256;
 
-// Returns INVALID_ARGUMENT unless `id` has the length and alphabet of an id
-// this store mints. Cheap; no allocation.
+// Returns INVALID_ARGUMENT unless `id` is 22-128 base64url characters.
+// Cheap; no allocation.
 absl::Status ValidateSessionId(std::string_view id);
 
 // 256 bits from the OS CSPRNG (getrandom), base64url encoded without
@@ -91,6 +96,11 @@ struct StoreOptions {
   int64_t eviction_sample = 16;
   // Seed of the eviction sampler's random seeks; 0 seeds from the OS.
   uint64_t eviction_seed = 0;
+  // Set on a cluster node: evictions leave tombstones (and are reported to
+  // the eviction observer, which replicates them as deletes), and every
+  // tombstone lives at least until the deleted session would have expired,
+  // so no repair can bring an evicted or deleted session back.
+  bool replicated = false;
 
   absl::Status Validate() const;
 };
@@ -112,6 +122,9 @@ struct CreateParams {
   std::string data = {};
   std::string principal = {};                        // empty: anonymous
   std::optional<absl::Duration> ttl = std::nullopt;  // default_ttl when unset
+  // Empty: the store mints one. Set: a trusted client's own id (the service
+  // allows it only by flag); ALREADY_EXISTS when the id is or was in use.
+  std::string id = {};
 };
 
 // Fields left unset keep their stored value.
@@ -136,7 +149,9 @@ struct StoreStats {
   int64_t memtable_bytes = 0;
   int64_t table_readers_bytes = 0;
   int64_t expirations = 0;  // sessions removed by sweeps
-  int64_t creates = 0;      // successful Create calls
+  // Sessions this node began storing: its own Creates, and replicated
+  // writes of ids it did not hold.
+  int64_t creates = 0;
   int64_t reads = 0;        // Get calls that found a live session
   // Persisted changes to existing sessions: Update, Regenerate, touches that
   // persisted, applied replicated writes.
@@ -171,6 +186,23 @@ struct StoreMemoryUsage {
   int64_t total() const {
     return block_cache_bytes + table_readers_bytes + structures_bytes;
   }
+};
+
+// What one node holds for an id, read without coordination.
+struct TombstoneInfo {
+  Hlc version;
+  absl::Time gc_deadline;
+};
+struct LocalEntry {
+  std::optional<SessionRecord> session;  // live sessions only
+  std::optional<TombstoneInfo> tombstone;
+};
+
+// A session this node evicted (memory or caps), for replication.
+struct EvictedSession {
+  std::string id;
+  Hlc version;  // the tombstone's
+  absl::Time expire_time;
 };
 
 struct EvictionResult {
@@ -253,24 +285,76 @@ class SessionStore final {
   // compaction filter drops expired records).
   absl::Status CompactAll();
 
-  // Replication: applies a write made elsewhere, last-writer-wins on
-  // version. A no-op (returns false) when the stored session or a tombstone
-  // of the id carries a version >= record.version. A newer record that is
-  // already expired removes the stored one. Returns true when applied.
+  // --- The coordinator's part of a write (nothing is stored) ---
+
+  // Validates `params`, applies the emergency refusal, mints the id (or
+  // takes params.id) and stamps the version and times. The result is what
+  // ApplyReplicated stores on every owner. Errors as Create.
+  absl::StatusOr<SessionRecord> PrepareCreate(CreateParams params);
+  // The record `current` becomes under `params`, with a new version; checks
+  // sizes, TTL and expected_version (FAILED_PRECONDITION) as Update does.
+  absl::StatusOr<SessionRecord> PrepareUpdate(const SessionRecord& current,
+                                              UpdateParams params);
+  // Slides `record`'s expiry to now + ttl (its own TTL when unset) and
+  // returns whether it must be persisted (see StoreOptions::touch_after);
+  // when it must, also stamps a new version. INVALID_ARGUMENT for a bad TTL.
+  absl::StatusOr<bool> PrepareTouch(SessionRecord* record,
+                                    std::optional<absl::Duration> ttl);
+  // A fresh version from this node's clock (deletes, regenerations).
+  Hlc NextVersion();
+
+  // --- The replica's part ---
+
+  // Applies a write made elsewhere, last-writer-wins on version. Deletes
+  // win: a no-op (returns false) whenever a tombstone of the id exists, and
+  // when the stored session carries a version >= record.version. A newer
+  // record that is already expired removes the stored one. At max_sessions
+  // a new record first evicts. Returns true when applied.
   absl::StatusOr<bool> ApplyReplicated(const SessionRecord& record);
 
-  // Replication: applies a delete made elsewhere at `version`. A no-op
-  // (returns false) when the stored session is newer; otherwise removes it
-  // and leaves (or advances) a tombstone. Returns true when applied.
-  absl::StatusOr<bool> ApplyReplicatedDelete(std::string_view id,
-                                             const Hlc& version);
+  // Applies a delete made elsewhere at `version`: removes the stored session
+  // whatever its version (ids are never reused, so a delete is terminal) and
+  // leaves or advances a tombstone that lives until the latest of
+  // tombstone_ttl from now, the stored session's expiry and
+  // `deleted_expire_time`. Returns true when a live session was removed.
+  absl::StatusOr<bool> ApplyReplicatedDelete(
+      std::string_view id, const Hlc& version,
+      absl::Time deleted_expire_time = absl::InfinitePast());
+
+  // This node's own record or tombstone of `id`, without coordination.
+  absl::StatusOr<LocalEntry> ReadLocal(std::string_view id);
+
+  // Calls `fn` for every live session and every tombstone before its GC
+  // deadline, in no particular order (anti-entropy, rebalancing). `fn`
+  // returns false to stop. Reads a consistent snapshot; no cache fill.
+  absl::Status ForEachEntry(
+      const std::function<bool(std::string_view id, const SessionRecord* session,
+                               const TombstoneInfo* tombstone)>& fn);
+
+  // Called (on the evicting thread, without store locks held) for every
+  // eviction when options.replicated is set. Set once, before use.
+  void SetEvictionObserver(std::function<void(const EvictedSession&)> observer);
+
+  // --- Hinted writes (their own column family; values opaque here) ---
+
+  // `value` must start with an 8-byte stamp (codec::kStampBytes): the
+  // deadline after which the compaction filter may drop the hint.
+  absl::Status PutHint(std::string_view key, std::string_view value);
+  absl::Status DeleteHint(std::string_view key);
+  // Calls `fn` for hints whose key starts with `prefix`, in key order, until
+  // it returns false.
+  absl::Status ScanHints(
+      std::string_view prefix,
+      const std::function<bool(std::string_view key, std::string_view value)>&
+          fn);
 
   // Evicts up to `count` live sessions for `reason`: anonymous ones while
   // any remain, then (if `include_authenticated`) authenticated ones; inside
   // a class, the least recently used of a random sample of `eviction_sample`
   // (see eviction.h). Expired records met on the way are removed too and
-  // count towards `count` (as expirations). Evictions leave no tombstone:
-  // the session is dropped here, not deleted by its owner. Stops early when
+  // count towards `count` (as expirations). On one node evictions leave no
+  // tombstone; with options.replicated they do, and are reported to the
+  // eviction observer so the cluster deletes them everywhere. Stops early when
   // nothing evictable is left. Thread-safe.
   absl::StatusOr<EvictionResult> Evict(int64_t count, EvictionReason reason,
                                        bool include_authenticated = true);

@@ -53,25 +53,37 @@ SessionStore::Impl::RemoveForEviction(std::string_view id, bool authenticated,
                                       std::optional<std::string_view> principal,
                                       EvictionReason reason, absl::Time now,
                                       bool expired_only) {
-  absl::MutexLock lock(&StripeFor(id));
-  SessionRecord record;
-  absl::Status read = ReadRecord(id, &record);
-  if (absl::IsNotFound(read)) return Removal::kGone;
-  SG_RETURN_IF_ERROR(read);
-  const bool expired = record.expire_time <= now;
-  if (!expired && (expired_only || record.authenticated() != authenticated ||
-                   (principal && record.principal != *principal))) {
-    return Removal::kGone;  // changed class or owner since it was sampled
+  EvictedSession evicted;
+  {
+    absl::MutexLock lock(&StripeFor(id));
+    SessionRecord record;
+    absl::Status read = ReadRecord(id, &record);
+    if (absl::IsNotFound(read)) return Removal::kGone;
+    SG_RETURN_IF_ERROR(read);
+    const bool expired = record.expire_time <= now;
+    if (!expired && (expired_only || record.authenticated() != authenticated ||
+                     (principal && record.principal != *principal))) {
+      return Removal::kGone;  // changed class or owner since it was sampled
+    }
+    rocksdb::WriteBatch batch;
+    StageRecord(&record, nullptr, id, &batch);
+    const bool replicate = !expired && options_.replicated;
+    if (replicate) {
+      // In a cluster an eviction is a delete: the tombstone keeps repair
+      // from copying the session back from another owner.
+      evicted = EvictedSession{std::string(id), hlc_.Next(), record.expire_time};
+      StageTombstone(id, evicted.version, &batch, record.expire_time);
+    }
+    SG_RETURN_IF_ERROR(Commit(&batch, Presence::Of(record), Presence{}));
+    if (expired) {
+      expirations_.fetch_add(1, std::memory_order_relaxed);
+      return Removal::kExpired;
+    }
+    evictions_.Add(reason, authenticated ? SessionClass::kAuthenticated
+                                         : SessionClass::kAnonymous);
+    if (!replicate) return Removal::kEvicted;
   }
-  rocksdb::WriteBatch batch;
-  StageRecord(&record, nullptr, id, &batch);
-  SG_RETURN_IF_ERROR(Commit(&batch, Presence::Of(record), Presence{}));
-  if (expired) {
-    expirations_.fetch_add(1, std::memory_order_relaxed);
-    return Removal::kExpired;
-  }
-  evictions_.Add(reason, authenticated ? SessionClass::kAuthenticated
-                                       : SessionClass::kAnonymous);
+  if (eviction_observer_) eviction_observer_(evicted);
   return Removal::kEvicted;
 }
 

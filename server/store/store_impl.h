@@ -52,9 +52,16 @@ constexpr char kNodeIdKey[] = "node_id";
 constexpr size_t kSweepBatch = 256;
 
 // Column family order in handles_.
-enum Cf : size_t { kDefault = 0, kSessions, kPrincipal, kTombstones, kMeta };
+enum Cf : size_t {
+  kDefault = 0,
+  kSessions,
+  kPrincipal,
+  kTombstones,
+  kMeta,
+  kHints
+};
 constexpr const char* kCfNames[] = {"default", "sessions", "principal",
-                                    "tombstones", "meta"};
+                                    "tombstones", "meta", "hints"};
 
 inline std::string_view View(const rocksdb::Slice& s) {
   return std::string_view(s.data(), s.size());
@@ -201,7 +208,26 @@ class SessionStore::Impl {
   absl::Status CompactAll();
   absl::StatusOr<bool> ApplyReplicated(const SessionRecord& record);
   absl::StatusOr<bool> ApplyReplicatedDelete(std::string_view id,
-                                             const Hlc& version);
+                                             const Hlc& version,
+                                             absl::Time deleted_expire_time);
+  absl::StatusOr<SessionRecord> PrepareCreate(CreateParams params);
+  absl::StatusOr<SessionRecord> PrepareUpdate(const SessionRecord& current,
+                                              UpdateParams params);
+  absl::StatusOr<bool> PrepareTouch(SessionRecord* record,
+                                    std::optional<absl::Duration> ttl);
+  Hlc NextVersion() { return hlc_.Next(); }
+  absl::StatusOr<LocalEntry> ReadLocal(std::string_view id);
+  absl::Status ForEachEntry(
+      const std::function<bool(std::string_view, const SessionRecord*,
+                               const TombstoneInfo*)>& fn);
+  void SetEvictionObserver(std::function<void(const EvictedSession&)> o) {
+    eviction_observer_ = std::move(o);
+  }
+  absl::Status PutHint(std::string_view key, std::string_view value);
+  absl::Status DeleteHint(std::string_view key);
+  absl::Status ScanHints(
+      std::string_view prefix,
+      const std::function<bool(std::string_view, std::string_view)>& fn);
   StoreStats Stats() const;
   absl::StatusOr<RawCounts> CountRaw() const;
 
@@ -312,8 +338,16 @@ class SessionStore::Impl {
   // `after` (either may be null) into `batch`, index entries included.
   void StageRecord(const SessionRecord* before, const SessionRecord* after,
                    std::string_view id, rocksdb::WriteBatch* batch);
+  // A tombstone at `version`, kept for tombstone_ttl and, on a replicated
+  // store, at least until `deleted_expire_time`.
   void StageTombstone(std::string_view id, const Hlc& version,
-                      rocksdb::WriteBatch* batch);
+                      rocksdb::WriteBatch* batch,
+                      absl::Time deleted_expire_time = absl::InfinitePast());
+  // Creates `record` under a client-chosen id: ALREADY_EXISTS when the id
+  // holds a session or a tombstone.
+  absl::Status CommitClientIdCreate(const SessionRecord& record);
+  // Makes room for one more session at max_sessions (anonymous first).
+  absl::Status MakeRoomForOne(bool anonymous);
 
   // Writes `batch` and moves the class counters from `before` to `after`.
   // Callers hold the stripe lock of every id the batch changes.
@@ -356,6 +390,7 @@ class SessionStore::Impl {
   RandomKeySource random_keys_;
   std::atomic<bool> refuse_anonymous_{false};
   EvictionCounters evictions_;
+  std::function<void(const EvictedSession&)> eviction_observer_;
   std::atomic<int64_t> refused_creates_{0};
 
   // Class counters. Every write that changes them holds count_mu_ shared; a

@@ -271,11 +271,11 @@ TEST_F(MemoryGovernorTest, WithoutALimitNothingFires) {
   EXPECT_EQ(governor_->Stats().pressure, 0);
 }
 
-TEST_F(MemoryGovernorTest, DiskPassEvictsBackDownToMaxSessions) {
+TEST_F(MemoryGovernorTest, ReplicatedWritesAtMaxSessionsEvictOnArrival) {
   store_options_.max_sessions = 50;
   Open();
   std::vector<std::string> anon = CreateMany(50);
-  // Replicated writes are not capped on arrival; the disk pass catches them.
+  // A replica at its cap makes room for each replicated new session.
   for (int i = 0; i < 20; ++i) {
     clock_.Advance(absl::Milliseconds(10));
     SessionRecord r;
@@ -287,7 +287,7 @@ TEST_F(MemoryGovernorTest, DiskPassEvictsBackDownToMaxSessions) {
     r.version = Hlc{absl::ToUnixMillis(clock_.Now()), 0, "n2"};
     ASSERT_TRUE(store_->ApplyReplicated(r).ok());
   }
-  ASSERT_EQ(store_->session_count(), 70);
+  ASSERT_EQ(store_->session_count(), 50);
   ASSERT_TRUE(governor_->TickDisk().ok());
   EXPECT_EQ(store_->session_count(), 50);
   EXPECT_EQ(store_->Stats().evictions.ByReason(EvictionReason::kMaxSessions),

@@ -580,18 +580,18 @@ TEST_F(SessionStoreTest, TombstoneBeatsOlderReplicatedWrite) {
   EXPECT_EQ(Raw().principal_entries, 0);
   EXPECT_EQ(store_->Stats().sessions, 0);
 
-  // A write newer than the delete does win, and clears the tombstone.
+  // Deletes win: ids are never reused, so even a write with a newer version
+  // (another coordinator's clock ran ahead) cannot bring the session back.
   SessionRecord newer = r;
   newer.data = "reborn";
   newer.version = Hlc{absl::ToUnixMillis(clock_.Now()) + 1000, 0, "n2"};
   applied = store_->ApplyReplicated(newer);
   ASSERT_TRUE(applied.ok());
-  EXPECT_TRUE(*applied);
-  auto got = store_->Get(r.id, false);
-  ASSERT_TRUE(got.ok());
-  EXPECT_EQ(got->data, "reborn");
-  EXPECT_EQ(Raw().tombstones, 0);
-  EXPECT_EQ(Raw().principal_entries, 1);
+  EXPECT_FALSE(*applied);
+  EXPECT_EQ(store_->Get(r.id, false).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(Raw().tombstones, 1);
+  EXPECT_EQ(Raw().principal_entries, 0);
 }
 
 TEST_F(SessionStoreTest, ApplyReplicatedIsLastWriterWins) {
@@ -637,18 +637,21 @@ TEST_F(SessionStoreTest, ApplyReplicatedIsLastWriterWins) {
   EXPECT_GT(u->version, newer.version);
 }
 
-TEST_F(SessionStoreTest, ApplyReplicatedDeleteRespectsNewerWrites) {
+TEST_F(SessionStoreTest, ApplyReplicatedDeleteWinsWhateverItsVersion) {
   SessionRecord r = MustCreate("x", "alice");
+  // A delete stamped before the stored write (a coordinator whose clock is
+  // behind) still deletes: a logout is never undone.
   auto applied = store_->ApplyReplicatedDelete(
       r.id, Hlc{r.version.wall_millis - 1, 0, "n2"});
   ASSERT_TRUE(applied.ok());
-  EXPECT_FALSE(*applied);
-  EXPECT_TRUE(store_->Get(r.id, false).ok());
+  EXPECT_TRUE(*applied);
+  EXPECT_EQ(store_->Get(r.id, false).status().code(),
+            absl::StatusCode::kNotFound);
 
   const Hlc delete_version{r.version.wall_millis + 10, 0, "n2"};
   applied = store_->ApplyReplicatedDelete(r.id, delete_version);
   ASSERT_TRUE(applied.ok());
-  EXPECT_TRUE(*applied);
+  EXPECT_FALSE(*applied);  // already deleted; the tombstone only advances
   EXPECT_EQ(store_->Get(r.id, false).status().code(),
             absl::StatusCode::kNotFound);
   EXPECT_EQ(Raw().principal_entries, 0);
@@ -667,7 +670,8 @@ TEST_F(SessionStoreTest, ApplyReplicatedDeleteRespectsNewerWrites) {
   const std::string unseen = NewSessionId();
   applied = store_->ApplyReplicatedDelete(unseen, delete_version);
   ASSERT_TRUE(applied.ok());
-  EXPECT_TRUE(*applied);
+  EXPECT_FALSE(*applied);  // no live session was removed
+  EXPECT_EQ(Raw().tombstones, 2);
   SessionRecord ghost = r;
   ghost.id = unseen;
   applied = store_->ApplyReplicated(ghost);
