@@ -1,0 +1,251 @@
+#include "tests/testutil/cluster.h"
+
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace sg::testutil {
+namespace v1 = ::sessiongrid::v1;
+
+int FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    if (fd >= 0) close(fd);
+    return 0;
+  }
+  socklen_t len = sizeof(addr);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  close(fd);
+  return ntohs(addr.sin_port);
+}
+
+bool PollUntil(const std::function<bool()>& done, absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  for (;;) {
+    if (done()) return true;
+    if (absl::Now() >= deadline) return false;
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+}
+
+std::string NodeSpec::client_address() const {
+  return absl::StrCat("127.0.0.1:", client_port);
+}
+std::string NodeSpec::peer_address() const {
+  return absl::StrCat("127.0.0.1:", peer_port);
+}
+
+std::vector<std::string> TestCluster::FastFlags() {
+  return {"--heartbeat-interval=100ms", "--suspect-after=400ms",
+          "--dead-after=1s",            "--replica-timeout=500ms",
+          "--anti-entropy-interval=1s", "--hint-window=10m",
+          "--tombstone-ttl=1h",         "--drain-timeout=5s"};
+}
+
+TestCluster::TestCluster(std::string server_bin, std::string dir, int size,
+                         std::vector<std::string> extra)
+    : server_bin_(std::move(server_bin)), dir_(std::move(dir)), extra_(std::move(extra)) {
+  for (int i = 0; i < size; ++i) {
+    NodeSpec n;
+    n.client_port = FreePort();
+    n.peer_port = FreePort();
+    n.node_id = absl::StrCat("n", i);
+    n.data_dir = absl::StrCat(dir_, "/", n.node_id);
+    nodes_.push_back(n);
+  }
+  procs_.resize(size);
+  session_stubs_.resize(size);
+  admin_stubs_.resize(size);
+  node_flags_.resize(size);
+}
+
+TestCluster::~TestCluster() {
+  for (int i = 0; i < size(); ++i) {
+    if (procs_[i] != nullptr) {
+      procs_[i]->Signal(SIGCONT);
+      procs_[i]->Signal(SIGKILL);
+      procs_[i]->Wait(absl::Seconds(10));
+    }
+  }
+}
+
+void TestCluster::SetNodeFlags(int i, std::vector<std::string> flags) {
+  node_flags_[i] = std::move(flags);
+}
+
+std::vector<std::string> TestCluster::ArgsFor(int i) const {
+  std::vector<std::string> peers;
+  for (const NodeSpec& n : nodes_) peers.push_back(n.peer_address());
+  const NodeSpec& n = nodes_[i];
+  std::vector<std::string> argv = {
+      server_bin_,
+      "--listen=" + n.client_address(),
+      "--peer-listen=" + n.peer_address(),
+      "--peers=" + absl::StrJoin(peers, ","),
+      "--node-id=" + n.node_id,
+      "--data-dir=" + n.data_dir};
+  for (const std::string& f : FastFlags()) argv.push_back(f);
+  for (const std::string& f : extra_) argv.push_back(f);
+  for (const std::string& f : node_flags_[i]) argv.push_back(f);
+  return argv;
+}
+
+void TestCluster::Connect(int i) {
+  auto channel = grpc::CreateChannel(nodes_[i].client_address(),
+                                     grpc::InsecureChannelCredentials());
+  session_stubs_[i] = v1::SessionService::NewStub(channel);
+  admin_stubs_[i] = v1::AdminService::NewStub(channel);
+}
+
+void TestCluster::Start(int i) {
+  if (i < 0) {
+    for (int k = 0; k < size(); ++k) {
+      if (procs_[k] == nullptr) Start(k);
+    }
+    return;
+  }
+  auto p = Subprocess::Start(ArgsFor(i));
+  if (!p.ok()) return;
+  procs_[i] = std::move(*p);
+  procs_[i]->WaitForLine("msg=listening", absl::Seconds(30));
+  Connect(i);
+}
+
+int TestCluster::AddNode(std::vector<std::string> extra) {
+  NodeSpec n;
+  n.client_port = FreePort();
+  n.peer_port = FreePort();
+  n.node_id = absl::StrCat("n", size());
+  n.data_dir = absl::StrCat(dir_, "/", n.node_id);
+  nodes_.push_back(n);
+  procs_.emplace_back();
+  session_stubs_.emplace_back();
+  admin_stubs_.emplace_back();
+  node_flags_.push_back(std::move(extra));
+  Start(size() - 1);
+  return size() - 1;
+}
+
+void TestCluster::Kill(int i) {
+  if (procs_[i] == nullptr) return;
+  procs_[i]->Signal(SIGCONT);
+  procs_[i]->Signal(SIGKILL);
+  procs_[i]->Wait(absl::Seconds(10));
+  procs_[i].reset();
+}
+
+void TestCluster::Terminate(int i) {
+  if (procs_[i] == nullptr) return;
+  procs_[i]->Signal(SIGTERM);
+  procs_[i]->Wait(absl::Seconds(30));
+  procs_[i].reset();
+}
+
+void TestCluster::Pause(int i) { procs_[i]->Signal(SIGSTOP); }
+void TestCluster::Resume(int i) { procs_[i]->Signal(SIGCONT); }
+
+void TestCluster::Wipe(int i) {
+  std::error_code ec;
+  std::filesystem::remove_all(nodes_[i].data_dir, ec);
+}
+
+v1::SessionService::Stub& TestCluster::sessions(int i) { return *session_stubs_[i]; }
+v1::AdminService::Stub& TestCluster::admin(int i) { return *admin_stubs_[i]; }
+
+absl::StatusOr<v1::ReadLocalResponse> TestCluster::ReadLocal(int i,
+                                                            const std::string& id) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(2)));
+  v1::ReadLocalRequest req;
+  req.set_id(id);
+  v1::ReadLocalResponse resp;
+  grpc::Status s = admin(i).ReadLocal(&ctx, req, &resp);
+  if (!s.ok()) {
+    return absl::Status(static_cast<absl::StatusCode>(s.error_code()),
+                        s.error_message());
+  }
+  return resp;
+}
+
+absl::StatusOr<v1::ClusterStatusResponse> TestCluster::Status(int i) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(2)));
+  v1::ClusterStatusResponse resp;
+  grpc::Status s = admin(i).ClusterStatus(&ctx, v1::ClusterStatusRequest(), &resp);
+  if (!s.ok()) {
+    return absl::Status(static_cast<absl::StatusCode>(s.error_code()),
+                        s.error_message());
+  }
+  return resp;
+}
+
+bool TestCluster::WaitForView(int i, absl::Duration timeout) {
+  return PollUntil(
+      [&] {
+        auto st = Status(i);
+        if (!st.ok()) return false;
+        for (int k = 0; k < size(); ++k) {
+          bool found = false;
+          for (const auto& n : st->nodes()) {
+            if (n.node_id() != nodes_[k].node_id) continue;
+            found = true;
+            const bool alive = n.liveness() == "ALIVE";
+            if (alive != running(k)) return false;
+          }
+          if (!found && running(k)) return false;
+        }
+        return true;
+      },
+      timeout);
+}
+
+bool TestCluster::WaitForNoHints(absl::Duration timeout) {
+  return PollUntil(
+      [&] {
+        for (int k = 0; k < size(); ++k) {
+          if (!running(k)) continue;
+          auto st = Status(k);
+          if (!st.ok() || st->hints_pending() != 0) return false;
+        }
+        return true;
+      },
+      timeout);
+}
+
+}  // namespace sg::testutil
+
+namespace sg::testutil {
+
+bool TestCluster::WaitForAntiEntropyAfter(absl::Time since,
+                                          absl::Duration timeout) {
+  // Rounds are stamped in whole seconds: one strictly later second means a
+  // round that began after `since`.
+  const int64_t after = absl::ToUnixSeconds(since) + 1;
+  return PollUntil(
+      [&] {
+        for (int k = 0; k < size(); ++k) {
+          if (!running(k)) continue;
+          auto st = Status(k);
+          if (!st.ok()) return false;
+          for (const auto& n : st->nodes()) {
+            if (n.self() || n.liveness() != "ALIVE") continue;
+            if (n.last_anti_entropy().seconds() < after) return false;
+          }
+        }
+        return true;
+      },
+      timeout);
+}
+
+}  // namespace sg::testutil
