@@ -38,10 +38,14 @@ for tool in node npm; do
   fi
 done
 
+# One npm ci at a time (ctest runs the express tests in parallel).
+exec 9>"${TMPDIR:-/tmp}/sessiongrid-express-npm-ci.lock"
+flock 9
 if [ ! -f "$PKG/node_modules/.package-lock.json" ] ||
    [ "$PKG/package-lock.json" -nt "$PKG/node_modules/.package-lock.json" ]; then
   (cd "$PKG" && npm ci --no-audit --no-fund --loglevel=error)
 fi
+flock -u 9
 
 cd "$PKG"
 exec npx --no -- jest --ci "$@"
