@@ -110,6 +110,16 @@ describe('SessionGridStore API', () => {
     expect(ttl).toBeLessThanOrEqual(121);
   });
 
+  test('each write of an existing session sets its TTL again (a rolling cookie)', async () => {
+    const id = newId();
+    await store.set(id, sess({ n: 1 }, 60 * 1000));
+    expect(await ttlOnServer(id)).toBeLessThanOrEqual(61);
+    await store.set(id, sess({ n: 2 }, 7200 * 1000));
+    expect(await ttlOnServer(id)).toBeGreaterThan(7190);
+    await store.set(id, sess({ n: 3 }, 30 * 1000));
+    expect(await ttlOnServer(id)).toBeLessThanOrEqual(31);
+  });
+
   test('without a cookie expiry: the ttl option (number or function)', async () => {
     const id = newId();
     await newStore({ ttl: 300 }).set(id, sess({ n: 1 }, null));
