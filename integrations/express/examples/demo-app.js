@@ -8,11 +8,14 @@
 //   node examples/demo-app.js            # behind the edge: edgeSession()
 //   SESSIONGRID_SERVER=127.0.0.1:7400 SESSION_SECRET=... \
 //     node examples/demo-app.js --store  # express-session + SessionGridStore
-const express = require('express');
+const defaultExpress = require('express');
 
 const REMEMBER_ME_MS = 30 * 24 * 3600 * 1000;
 
-function createDemoApp(sessionMiddleware) {
+// `options.express`: the express module to build with (default: this
+// package's; the tests also run it on express 4).
+function createDemoApp(sessionMiddleware, options = {}) {
+  const express = options.express || defaultExpress;
   const app = express();
   app.disable('x-powered-by');
 

@@ -11,6 +11,8 @@ const { describeFlows, sessionCookieLine } = require('./flows');
 let server;
 let app;
 let edge;
+let app4;
+let edge4;
 let raw;
 
 // The session id inside an express-session style cookie value.
@@ -29,15 +31,19 @@ beforeAll(async () => {
   raw = rawClient(server.address);
   app = await listen(createDemoApp(edgeSession({ principal: (s) => s.user })));
   edge = await startEdge({ upstream: app.url, service: server.address });
+  app4 = await listen(createDemoApp(edgeSession({ principal: (s) => s.user }), { express: require('express4') }));
+  edge4 = await startEdge({ upstream: app4.url, service: server.address });
 });
 
 afterAll(async () => {
   if (raw) raw.close();
   if (app) await app.close();
+  if (app4) await app4.close();
   await stopAll();
 });
 
 describeFlows('behind sessiongrid-edge, edgeSession()', () => edge);
+describeFlows('behind sessiongrid-edge, edgeSession(), express 4', () => edge4);
 
 describe('edgeSession behind the edge', () => {
   const browser = () => new Browser(edge.url, { headers: BROWSER_HEADERS });

@@ -15,6 +15,7 @@ const NOT_FOUND = 5;
 let server;
 let store;
 let app;
+let app4;
 let raw;
 const stores = [];
 
@@ -24,8 +25,8 @@ function newStore(options = {}) {
   return s;
 }
 
-function sessionApp(s) {
-  return createDemoApp(session({ store: s, secret: SECRET, resave: false, saveUninitialized: false }));
+function sessionApp(s, express) {
+  return createDemoApp(session({ store: s, secret: SECRET, resave: false, saveUninitialized: false }), { express });
 }
 
 // A session as express-session hands it to store.set.
@@ -59,16 +60,19 @@ beforeAll(async () => {
   raw = rawClient(server.address);
   store = newStore({ principal: (s) => s.user });
   app = await listen(sessionApp(store));
+  app4 = await listen(sessionApp(store, require('express4')));
 });
 
 afterAll(async () => {
   if (app) await app.close();
+  if (app4) await app4.close();
   for (const s of stores) s.close();
   if (raw) raw.close();
   await stopAll();
 });
 
 describeFlows('express-session + SessionGridStore', () => app);
+describeFlows('express-session + SessionGridStore, express 4', () => app4);
 
 describe('SessionGridStore API', () => {
   test('set then get: the session JSON under express-session\'s own id', async () => {
