@@ -1,6 +1,5 @@
 #include "edge/edge_options.h"
 
-#include <charconv>
 
 #include "edge/http/text_util.h"
 #include "edge/proxy_headers.h"
@@ -28,42 +27,17 @@ std::vector<std::string> SplitList(std::string_view text) {
 
 absl::StatusOr<HostPort> ParseHostPort(std::string_view text) {
   text = TrimSpace(text);
-  HostPort out;
-  std::string_view port;
-  if (!text.empty() && text.front() == '[') {
-    const size_t close = text.find(']');
-    if (close == std::string_view::npos || close + 1 >= text.size() ||
-        text[close + 1] != ':') {
-      return absl::InvalidArgumentError(
-          Cat("expected [IPv6]:PORT, got \"", text, "\""));
-    }
-    out.host = std::string(text.substr(1, close - 1));
-    port = text.substr(close + 2);
-  } else {
-    const size_t colon = text.rfind(':');
-    if (colon == std::string_view::npos) {
-      return absl::InvalidArgumentError(
-          Cat("expected HOST:PORT, got \"", text, "\""));
-    }
-    out.host = std::string(text.substr(0, colon));
-    port = text.substr(colon + 1);
-    if (out.host.find(':') != std::string::npos) {
-      return absl::InvalidArgumentError(
-          Cat("write IPv6 addresses as [ADDR]:PORT, got \"", text, "\""));
-    }
+  constexpr std::string_view kWhat = "address";
+  // The shared parser takes ports 1..65535 only.
+  if (text.size() >= 2 && text.substr(text.size() - 2) == ":0") {
+    std::string any_port(text);
+    any_port.back() = '1';
+    auto hp = ::sg::ParseHostPort(any_port, kWhat);
+    if (!hp.ok()) return ::sg::ParseHostPort(text, kWhat).status();
+    hp->port = 0;
+    return hp;
   }
-  unsigned value = 0;
-  auto [ptr, ec] =
-      std::from_chars(port.data(), port.data() + port.size(), value);
-  if (port.empty() || ec != std::errc() || ptr != port.data() + port.size() ||
-      value > 65535) {
-    return absl::InvalidArgumentError(Cat("bad port in \"", text, "\""));
-  }
-  if (out.host.empty()) {
-    return absl::InvalidArgumentError(Cat("empty host in \"", text, "\""));
-  }
-  out.port = static_cast<uint16_t>(value);
-  return out;
+  return ::sg::ParseHostPort(text, kWhat);
 }
 
 absl::StatusOr<HostPort> ParseUpstreamUrl(std::string_view text) {

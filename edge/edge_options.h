@@ -9,6 +9,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/host_port.h"
 #include "edge/circuit_breaker.h"
 #include "edge/session_cookie.h"
 
@@ -16,11 +17,11 @@ namespace sg::edge {
 
 enum class FailMode : uint8_t { kOpen, kClosed };
 
-// A parsed HOST:PORT ("0.0.0.0:8080", "[::1]:0", "localhost:9090").
-struct HostPort {
-  std::string host;
-  uint16_t port = 0;
-};
+// A parsed HOST:PORT ("0.0.0.0:8080", "[::1]:0", "localhost:9090"): the
+// one shared type of common/host_port.h.
+using HostPort = ::sg::HostPort;
+// HOST:PORT or [IPv6]:PORT by the shared parser (common/host_port.h),
+// which also allows port 0 here: a listener on port 0 picks a free port.
 absl::StatusOr<HostPort> ParseHostPort(std::string_view text);
 // "http://HOST:PORT" (path must be empty or "/"); https is not supported.
 absl::StatusOr<HostPort> ParseUpstreamUrl(std::string_view text);

@@ -1,6 +1,6 @@
 // The edge node: HTTP/1.1 reverse proxy with the bypass classifier, the
 // session flow, an admin listener and drain. The Beast/Asio code lives in
-// proxy/http_proxy.cc behind this small interface.
+// edge/proxy/ behind this small interface.
 #pragma once
 
 #include <memory>
