@@ -151,6 +151,59 @@ async function startRedis() {
   throw lastError;
 }
 
+// A free port on one loopback address (bound, then closed).
+function freePortOn(host) {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, host, () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+// A cluster of `size` sessiongrid-server nodes, node i on its own loopback
+// address 127.0.X.i (client and peer ports probed free there), every node
+// given the same --peers list. Resolves to { nodes: [{ address, proc }],
+// target } once every node sees all of them SERVING.
+async function startCluster({ size = 3, args = [] } = {}) {
+  const net3 = 40 + crypto.randomInt(200);
+  const hosts = Array.from({ length: size }, (_, i) => `127.0.${net3}.${i + 1}`);
+  const ports = [];
+  for (const host of hosts) ports.push({ client: await freePortOn(host), peer: await freePortOn(host) });
+  const peers = hosts.map((h, i) => `${h}:${ports[i].peer}`).join(',');
+  const nodes = await Promise.all(hosts.map(async (host, i) => {
+    const work = tempDir(`node${i}`);
+    const address = `${host}:${ports[i].client}`;
+    const proc = await startLogged(`sessiongrid-server node${i}`, binary('SG_SERVER_BIN'), [
+      `--listen=${address}`,
+      `--peer-listen=${host}:${ports[i].peer}`,
+      `--peers=${peers}`,
+      `--advertise-address=${address}`,
+      `--data-dir=${path.join(work, 'data')}`,
+      `--node-id=node${i}`,
+      '--sweep-interval=1s',
+      ...args,
+    ]);
+    return { address, proc };
+  }));
+  const { createClients } = require('../lib/client');
+  for (const node of nodes) {
+    const { admin, sessions } = createClients({ target: node.address });
+    try {
+      await waitFor(() => new Promise((resolve) => {
+        admin.ClusterStatus({}, { deadline: new Date(Date.now() + 2000) }, (err, r) => {
+          resolve(!err && Number(r.serving_count) === size);
+        });
+      }), `node ${node.address} to see ${size} serving nodes`, { timeoutMs: 30000, intervalMs: 100 });
+    } finally {
+      sessions.close();
+    }
+  }
+  return { nodes, target: `ipv4:${nodes.map((n) => n.address).join(',')}` };
+}
+
 // An express app (or any request listener) on a free loopback port.
 function listen(app) {
   return new Promise((resolve, reject) => {
@@ -330,6 +383,7 @@ module.exports = {
   listen,
   nodeStats,
   rawClient,
+  startCluster,
   startEdge,
   startRedis,
   startServer,
