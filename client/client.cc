@@ -465,6 +465,11 @@ absl::StatusOr<v1::ClusterStatusResponse> Client::ClusterStatus(
   SG_SYNC_CALL(admin, ClusterStatus, true);
 }
 
+absl::StatusOr<v1::ReadLocalResponse> Client::ReadLocal(
+    const v1::ReadLocalRequest& request) const {
+  SG_SYNC_CALL(admin, ReadLocal, true);
+}
+
 #undef SG_SYNC_CALL
 
 absl::StatusOr<ServingStatus> Client::Health(absl::string_view service) const {

@@ -46,7 +46,8 @@ const std::map<std::string, std::map<std::string, bool>>& CommandFlags() {
   static const auto* kFlags =
       new std::map<std::string, std::map<std::string, bool>>{
           {"health", {}},
-          {"status", {}},
+          {"status", {{"--json", false}}},
+          {"read-local", {}},
           {"stats", {}},
           {"create",
            {{"--data", true},
@@ -276,6 +277,31 @@ absl::Status PrintJson(const google::protobuf::Message& message,
   return absl::OkStatus();
 }
 
+// ClusterStatus as an operator reads it: one line per member.
+void PrintClusterTable(const v1::ClusterStatusResponse& st, std::ostream& out) {
+  out << "cluster " << st.status() << "  members " << st.node_count()
+      << "  serving " << st.serving_count() << "  N=" << st.replication_factor()
+      << " W=" << st.write_quorum() << " R=" << st.read_quorum()
+      << "  hints " << st.hints_pending() << "  ranges below W "
+      << st.ranges_below_write_quorum() << "\n";
+  char line[256];
+  std::snprintf(line, sizeof(line), "%-2s %-16s %-22s %-22s %-8s %-11s %6s %9s %7s %9s\n",
+                "", "NODE", "CLIENT", "PEER", "LIVENESS", "STATE", "RING", "SESSIONS",
+                "HINTS", "REPAIRED");
+  out << line;
+  for (const v1::NodeStatus& n : st.nodes()) {
+    std::snprintf(line, sizeof(line),
+                  "%-2s %-16s %-22s %-22s %-8s %-11s %5.1f%% %9lld %7lld %9lld\n",
+                  n.self() ? "*" : "", n.node_id().c_str(), n.address().c_str(),
+                  n.peer_address().c_str(), n.liveness().c_str(),
+                  n.state().c_str(), 100.0 * n.ring_share(),
+                  static_cast<long long>(n.stats().sessions()),
+                  static_cast<long long>(n.hints_pending()),
+                  static_cast<long long>(n.anti_entropy_repaired()));
+    out << line;
+  }
+}
+
 template <typename T>
 absl::Status PrintResult(const absl::StatusOr<T>& result, std::ostream& out) {
   if (!result.ok()) return result.status();
@@ -297,7 +323,17 @@ absl::Status Execute(const Invocation& inv, const Client& client,
     *exit_code = *s == ServingStatus::kServing ? kCtlOk : kCtlRpcError;
     return absl::OkStatus();
   }
-  if (cmd == "status") return PrintResult(client.ClusterStatus(), out);
+  if (cmd == "status") {
+    absl::StatusOr<v1::ClusterStatusResponse> st = client.ClusterStatus();
+    if (!st.ok() || Flag(inv, "--json") != nullptr) return PrintResult(st, out);
+    PrintClusterTable(*st, out);
+    return absl::OkStatus();
+  }
+  if (cmd == "read-local") {
+    v1::ReadLocalRequest req;
+    req.set_id(arg);
+    return PrintResult(client.ReadLocal(req), out);
+  }
   if (cmd == "stats") return PrintResult(client.NodeStats(), out);
   if (cmd == "create") {
     v1::CreateRequest req;
@@ -390,7 +426,9 @@ Commands:
   health [SERVICE]              grpc.health.v1 check; prints SERVING,
                                 NOT_SERVING, SERVICE_UNKNOWN or UNKNOWN.
                                 Exit 0 only when SERVING.
-  status                        cluster status (AdminService.ClusterStatus)
+  status [--json]               the cluster as a table: members, liveness, ring
+                                share, sessions, hints (--json: ClusterStatus)
+  read-local ID                 the answering node's own record or tombstone
   stats                         node counters (AdminService.NodeStats)
   create [--data STR | --data-file FILE] [--principal P] [--ttl 30m]
                                 create a session; prints it

@@ -19,6 +19,7 @@
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
 #include "gtest/gtest.h"
+#include "tests/testutil/cluster.h"
 #include "tests/testutil/subprocess.h"
 
 namespace sg {
@@ -109,6 +110,44 @@ class ReflectionHealthTest : public ::testing::Test {
     }
   }
 
+  // A unary call through descriptors alone (after LoadSymbol), as grpcurl
+  // makes it: JSON in, JSON out.
+  std::string Call(const std::string& service, const std::string& method_name,
+                   const std::string& json_in) {
+    const auto* method = pool_.FindMethodByName(service + "." + method_name);
+    EXPECT_NE(method, nullptr);
+    if (method == nullptr) return "";
+    google::protobuf::DynamicMessageFactory factory(&pool_);
+    std::unique_ptr<google::protobuf::Message> request(
+        factory.GetPrototype(method->input_type())->New());
+    EXPECT_TRUE(
+        google::protobuf::util::JsonStringToMessage(json_in, request.get()).ok());
+    grpc::GenericStub stub(channel_);
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    std::string wire = request->SerializeAsString();
+    grpc::Slice slice(wire);
+    grpc::ByteBuffer request_buffer(&slice, 1);
+    grpc::ByteBuffer response_buffer;
+    std::promise<grpc::Status> done;
+    stub.UnaryCall(&ctx, "/" + service + "/" + method_name, {}, &request_buffer,
+                   &response_buffer, [&](grpc::Status s) { done.set_value(s); });
+    grpc::Status status = done.get_future().get();
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    std::vector<grpc::Slice> slices;
+    EXPECT_TRUE(response_buffer.Dump(&slices).ok());
+    std::string bytes;
+    for (const auto& s : slices) {
+      bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+    }
+    std::unique_ptr<google::protobuf::Message> response(
+        factory.GetPrototype(method->output_type())->New());
+    EXPECT_TRUE(response->ParseFromString(bytes));
+    std::string json;
+    EXPECT_TRUE(google::protobuf::util::MessageToJsonString(*response, &json).ok());
+    return json;
+  }
+
   std::string dir_;
   std::unique_ptr<testutil::Subprocess> server_;
   std::string address_;
@@ -150,40 +189,38 @@ TEST_F(ReflectionHealthTest, DescribeResolvesSessionServiceAndItsTypes) {
 TEST_F(ReflectionHealthTest, ClusterStatusCallsThroughDescriptorsAlone) {
   // grpcurl -plaintext -d '{}' ADDR sessiongrid.v1.AdminService/ClusterStatus
   LoadSymbol("sessiongrid.v1.AdminService");
-  const auto* method = pool_.FindMethodByName(
-      "sessiongrid.v1.AdminService.ClusterStatus");
-  ASSERT_NE(method, nullptr);
-  google::protobuf::DynamicMessageFactory factory(&pool_);
-  std::unique_ptr<google::protobuf::Message> request(
-      factory.GetPrototype(method->input_type())->New());
-  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage("{}", request.get()).ok());
-
-  grpc::GenericStub stub(channel_);
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-  std::string wire = request->SerializeAsString();
-  grpc::Slice slice(wire);
-  grpc::ByteBuffer request_buffer(&slice, 1);
-  grpc::ByteBuffer response_buffer;
-  std::promise<grpc::Status> done;
-  stub.UnaryCall(&ctx, "/sessiongrid.v1.AdminService/ClusterStatus", {},
-                 &request_buffer, &response_buffer,
-                 [&](grpc::Status s) { done.set_value(s); });
-  grpc::Status status = done.get_future().get();
-  ASSERT_TRUE(status.ok()) << status.error_message();
-
-  std::vector<grpc::Slice> slices;
-  ASSERT_TRUE(response_buffer.Dump(&slices).ok());
-  std::string bytes;
-  for (const auto& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
-  std::unique_ptr<google::protobuf::Message> response(
-      factory.GetPrototype(method->output_type())->New());
-  ASSERT_TRUE(response->ParseFromString(bytes));
-  std::string json;
-  ASSERT_TRUE(google::protobuf::util::MessageToJsonString(*response, &json).ok());
+  std::string json = Call("sessiongrid.v1.AdminService", "ClusterStatus", "{}");
   EXPECT_NE(json.find("\"status\":\"HEALTHY\""), std::string::npos) << json;
   EXPECT_NE(json.find("\"nodeId\":\"reflect-node\""), std::string::npos) << json;
   EXPECT_NE(json.find("\"address\":\"" + address_ + "\""), std::string::npos) << json;
+}
+
+TEST_F(ReflectionHealthTest, ClusterStatusOfThreeNodesListsThreeAliveMembers) {
+  // What scripts/up runs: three nodes, N=3 W=2 R=1; grpcurl against one.
+  testutil::TestCluster cluster(SG_SERVER_BIN, dir_ + "/cluster", 3);
+  cluster.Start();
+  ASSERT_TRUE(cluster.WaitForView(0, absl::Seconds(20)));
+  channel_ = grpc::CreateChannel(cluster.node(0).client_address(),
+                                 grpc::InsecureChannelCredentials());
+  LoadSymbol("sessiongrid.v1.AdminService");
+  std::string json = Call("sessiongrid.v1.AdminService", "ClusterStatus", "{}");
+  size_t alive = 0;
+  for (size_t at = json.find("\"liveness\":\"ALIVE\""); at != std::string::npos;
+       at = json.find("\"liveness\":\"ALIVE\"", at + 1)) {
+    ++alive;
+  }
+  EXPECT_EQ(alive, 3u) << json;
+  EXPECT_NE(json.find("\"status\":\"HEALTHY\""), std::string::npos) << json;
+  EXPECT_NE(json.find("\"writeQuorum\":2"), std::string::npos) << json;
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_NE(json.find("\"nodeId\":\"n" + std::to_string(i) + "\""),
+              std::string::npos);
+  }
+  // A node's own record through reflection too (ReadLocal).
+  json = Call("sessiongrid.v1.AdminService", "ReadLocal",
+              "{\"id\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\"}");
+  EXPECT_NE(json.find("\"nodeId\":\"n0\""), std::string::npos) << json;
+  EXPECT_EQ(json.find("session"), std::string::npos) << json;
 }
 
 TEST_F(ReflectionHealthTest, HealthCheckServesOverallAndPerService) {

@@ -168,6 +168,10 @@ class Client final {
   // Membership and state of every node, as the answering node sees it.
   absl::StatusOr<sessiongrid::v1::ClusterStatusResponse> ClusterStatus(
       const sessiongrid::v1::ClusterStatusRequest& request = {}) const;
+  // The answering node's own record of an id (no coordination): the way to
+  // check that replicas converged.
+  absl::StatusOr<sessiongrid::v1::ReadLocalResponse> ReadLocal(
+      const sessiongrid::v1::ReadLocalRequest& request) const;
 
   // --- grpc.health.v1.Health/Check. Retried. ---
 

@@ -150,8 +150,12 @@ TEST_F(CtlTest, DeleteAndPrincipalCommandsPrintResponses) {
   EXPECT_THAT(out_.str(), HasSubstr(R"("principal": "bob")"));
   EXPECT_EQ(Run({"delete-by-principal", "bob"}), kCtlOk);
   EXPECT_THAT(out_.str(), HasSubstr(R"("deletedCount": "2")"));
-  EXPECT_EQ(Run({"status"}), kCtlOk);
+  EXPECT_EQ(Run({"status", "--json"}), kCtlOk);
   EXPECT_THAT(out_.str(), HasSubstr(R"("status": "HEALTHY")"));
+  out_.str("");
+  EXPECT_EQ(Run({"status"}), kCtlOk);
+  EXPECT_THAT(out_.str(), HasSubstr("cluster HEALTHY"));
+  EXPECT_THAT(out_.str(), HasSubstr("LIVENESS"));
   EXPECT_EQ(server_.state().calls("ListByPrincipal"), 1);
 }
 
