@@ -412,4 +412,4 @@ function edgeSession(options) {
   };
 }
 
-module.exports = { edgeSession, EdgeSession, EdgeCookie, directivesFor: directives };
+module.exports = { edgeSession, EdgeSession, EdgeCookie };

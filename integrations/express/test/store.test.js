@@ -99,6 +99,22 @@ describe('SessionGridStore API', () => {
     expect(after).toBeNull();
   });
 
+  test('a session written without a cookie (by the edge) reads with one that ends with it', async () => {
+    const created = (await raw.call('Create', {
+      data: Buffer.from(JSON.stringify({ user: 'edge-user', counter: 2 })), ttl: { seconds: '600' },
+    })).session;
+    const got = await store.get(created.id);
+    expect(got).toMatchObject({ user: 'edge-user', counter: 2 });
+    const left = (Date.parse(got.cookie.expires) - Date.now()) / 1000;
+    expect(left).toBeGreaterThan(590);
+    expect(left).toBeLessThanOrEqual(601);
+    // And express-session can load it: a signed cookie for that id works.
+    const signature = require('cookie-signature');
+    const b = new Browser(app.url, { headers: BROWSER_HEADERS });
+    b.cookies.set('connect.sid', encodeURIComponent(`s:${signature.sign(created.id, SECRET)}`));
+    expect((await b.get('/api/user/whoami')).data).toEqual({ loggedIn: true, user: 'edge-user', counter: 2 });
+  });
+
   test('absent, destroyed and malformed ids read as no session', async () => {
     expect(await store.get(newId())).toBeNull();
     expect(await store.get('short')).toBeNull();
