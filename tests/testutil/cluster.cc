@@ -68,6 +68,7 @@ TestCluster::TestCluster(std::string server_bin, std::string dir, int size,
   session_stubs_.resize(size);
   admin_stubs_.resize(size);
   node_flags_.resize(size);
+  node_wrappers_.resize(size);
 }
 
 TestCluster::~TestCluster() {
@@ -84,6 +85,10 @@ void TestCluster::SetNodeFlags(int i, std::vector<std::string> flags) {
   node_flags_[i] = std::move(flags);
 }
 
+void TestCluster::SetNodeWrapper(int i, std::vector<std::string> prefix) {
+  node_wrappers_[i] = std::move(prefix);
+}
+
 std::vector<std::string> TestCluster::ArgsFor(int i) const {
   std::vector<std::string> peers;
   for (const NodeSpec& n : nodes_) peers.push_back(n.peer_address());
@@ -98,6 +103,7 @@ std::vector<std::string> TestCluster::ArgsFor(int i) const {
   for (const std::string& f : FastFlags()) argv.push_back(f);
   for (const std::string& f : extra_) argv.push_back(f);
   for (const std::string& f : node_flags_[i]) argv.push_back(f);
+  argv.insert(argv.begin(), node_wrappers_[i].begin(), node_wrappers_[i].end());
   return argv;
 }
 
@@ -133,6 +139,7 @@ int TestCluster::AddNode(std::vector<std::string> extra) {
   session_stubs_.emplace_back();
   admin_stubs_.emplace_back();
   node_flags_.push_back(std::move(extra));
+  node_wrappers_.emplace_back();
   Start(size() - 1);
   return size() - 1;
 }

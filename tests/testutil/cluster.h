@@ -59,6 +59,8 @@ class TestCluster final {
   Subprocess* process(int i) { return procs_[i].get(); }
   // Per-node flags appended on (re)start.
   void SetNodeFlags(int i, std::vector<std::string> flags);
+  // A command the node runs under, e.g. {"/usr/bin/setpriv", "--reuid=…"}.
+  void SetNodeWrapper(int i, std::vector<std::string> prefix);
 
   sessiongrid::v1::SessionService::Stub& sessions(int i);
   sessiongrid::v1::AdminService::Stub& admin(int i);
@@ -83,6 +85,7 @@ class TestCluster final {
   const std::string dir_;
   std::vector<std::string> extra_;
   std::vector<std::vector<std::string>> node_flags_;
+  std::vector<std::vector<std::string>> node_wrappers_;
   std::vector<NodeSpec> nodes_;
   std::vector<std::unique_ptr<Subprocess>> procs_;
   std::vector<std::unique_ptr<sessiongrid::v1::SessionService::Stub>> session_stubs_;
