@@ -391,6 +391,37 @@ TEST_F(EdgeStrictHttpTest, ValidButUnusualRequestsAreForwardedUnchanged) {
   EXPECT_TRUE(Echoed(r, "body-bytes: 4")) << r.body;
 }
 
+// A bad request pipelined behind a good one (each head is checked, not
+// only a connection's first): the good one is answered and forwarded, the
+// bad one refused, the connection closed, and nothing after it (a third
+// request) reaches the upstream.
+TEST_F(EdgeStrictHttpTest, BadPipelinedRequestIsRefusedAfterTheGoodOne) {
+  Start();
+  ASSERT_FALSE(HasFatalFailure());
+  const int64_t forwarded = upstream_->requests();
+  const int fd = ConnectTo(port_);
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(SendAll(fd, Get("/first") +
+                              Raw("POST /second HTTP/1.1",
+                                  "Host: app.test\r\n"
+                                  "Transfer-Encoding: gzip, chunked\r\n",
+                                  "0\r\n\r\n") +
+                              Get("/smuggled")));
+  Reader reader(fd);
+  auto first = reader.Read(false);
+  ASSERT_TRUE(first.has_value());
+  EXPECT_EQ(first->status, 200);
+  EXPECT_EQ(first->body.rfind("GET /first HTTP/1.1\n", 0), 0u) << first->body;
+  auto second = reader.Read(false);
+  ASSERT_TRUE(second.has_value());
+  // Beast alone takes this as chunked and forwards it.
+  EXPECT_EQ(second->status, 501);
+  EXPECT_FALSE(reader.Read(false).has_value()) << "answered after the 501";
+  close(fd);
+  EXPECT_EQ(upstream_->requests(), forwarded + 1);
+  EXPECT_EQ(Do(Get("/fresh")).status, 200);
+}
+
 // Slowloris: heads trickled in are cut at --header-timeout (408) while
 // other clients are served at full speed meanwhile.
 TEST_F(EdgeStrictHttpTest, SlowHeadsAreCutAtHeaderTimeoutWhileOthersAreServed) {
