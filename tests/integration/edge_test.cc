@@ -498,6 +498,44 @@ TEST_F(EdgeTest, LargeResponseIsStreamedNotBuffered) {
       << "RSS " << before << " KiB -> " << after << " KiB";
 }
 
+// The request direction of the body relay: a body sent in pieces after
+// "100 Continue", and a large chunked body, arrive whole upstream.
+TEST_F(EdgeTest, RequestBodiesAreRelayedInPiecesAfterContinue) {
+  StartAll();
+  ASSERT_FALSE(HasFatalFailure());
+  const int fd = ConnectTo(port_);
+  ASSERT_GE(fd, 0);
+  constexpr size_t kBody = 100000;
+  ASSERT_TRUE(SendAll(fd,
+                      "POST /assets/upload HTTP/1.1\r\nHost: a\r\n"
+                      "Expect: 100-continue\r\nContent-Length: " +
+                          std::to_string(kBody) + "\r\n\r\n"));
+  Reader reader(fd);
+  auto cont = reader.Read(false);
+  ASSERT_TRUE(cont.has_value());
+  EXPECT_EQ(cont->status, 100);
+  for (size_t sent = 0; sent < kBody; sent += 25000) {
+    ASSERT_TRUE(SendAll(fd, std::string(25000, 'p')));
+  }
+  auto r = reader.Read(false);
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->status, 200);
+  EXPECT_TRUE(Echoed(*r, "body-bytes: " + std::to_string(kBody))) << r->body;
+  close(fd);
+
+  std::string chunked =
+      "POST /assets/up2 HTTP/1.1\r\nHost: a\r\n"
+      "Transfer-Encoding: chunked\r\n\r\n";
+  for (int i = 0; i < 64; ++i) {
+    chunked += "4000\r\n" + std::string(0x4000, 'q') + "\r\n";
+  }
+  chunked += "0\r\n\r\n";
+  HttpMessage big = Do(chunked);
+  EXPECT_EQ(big.status, 200);
+  EXPECT_TRUE(Echoed(big, "body-bytes: " + std::to_string(64 * 0x4000)))
+      << big.body;
+}
+
 TEST_F(EdgeTest, FailOpenProxiesAsUnavailableWhenServerIsKilled) {
   StartAll({"--fail-mode=open", "--session-timeout=200ms",
             "--breaker-failures=3", "--breaker-cooldown=30s"});
