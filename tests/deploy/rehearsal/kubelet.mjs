@@ -272,6 +272,7 @@ export class Pod {
     }
     if (!this.exit) {
       this.log("SIGTERM");
+      this.sigtermAt = now();
       this.proc.kill("SIGTERM");
     }
     const left = Math.max(0, grace - (now() - t0));
