@@ -4,9 +4,10 @@
 // value with exit 2 before --help exits 0, so exit 0 proves every flag name
 // and value the chart emits is one the binary knows.
 //
-// Flags that another issue is adding right now (replication, server
-// metrics) are reported as pending: while the only problem is such a flag,
-// the test exits 77 (ctest SKIP). Any other rejected flag fails.
+// --metrics-listen (issue 8's server half) may not exist yet: the chart only
+// renders it with server.metrics.enabled (default false), so while the
+// binary lacks it the test says so and checks the rest. Any other rejected
+// flag fails.
 //
 //   SG_SERVER_BIN=... SG_EDGE_BIN=... node tests/deploy/flags.test.mjs
 import { spawnSync } from "node:child_process";
@@ -14,13 +15,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { render, tally, valuesDir } from "./lib.mjs";
 
-const PENDING = new Set([
-  // issue 7 (replication)
-  "peer-listen", "peer-dns", "advertise-address", "replication-factor",
-  "write-quorum", "read-quorum", "hint-window", "anti-entropy-interval",
-  // issue 8, server half
-  "metrics-listen",
-]);
+const PENDING = new Set(["metrics-listen"]);
 
 const bins = { server: process.env.SG_SERVER_BIN, edge: process.env.SG_EDGE_BIN };
 const t = tally("deploy.flags");
@@ -85,10 +80,6 @@ for (const [name, args] of [["defaults", []], ["production.yaml", ["-f", join(va
 }
 
 if (pending.size) {
-  console.log(`pending: the server does not know ${[...pending].map((f) => "--" + f).join(", ")} yet (issue 7 / issue 8 server half)`);
-  if (!t.failures.length) {
-    console.log("deploy.flags: skipped while those flags are pending (everything else passed)");
-    process.exit(77);
-  }
+  console.log(`note: sessiongrid-server does not know ${[...pending].map((f) => "--" + f).join(", ")} yet; keep server.metrics.enabled=false (the default) until it does`);
 }
 t.done();
