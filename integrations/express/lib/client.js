@@ -27,16 +27,17 @@ function services() {
   return loaded;
 }
 
-// Idempotent calls are retried on UNAVAILABLE inside their deadline; the
-// others (Create, Update without a version) never are. Round-robin over
-// whatever the target resolves to.
+// Reads and other idempotent calls (Get, Touch, Delete, admin calls) are
+// hedged: a second attempt goes out (to the next node, round-robin) when
+// the first has not answered within 150 ms or failed with UNAVAILABLE, so
+// a node that stopped answering costs a read 150 ms, not its deadline.
+// Create and Update are never sent twice: a late duplicate of a write
+// would be applied after newer ones.
 function serviceConfig() {
-  const retry = {
-    maxAttempts: 3,
-    initialBackoff: '0.02s',
-    maxBackoff: '0.2s',
-    backoffMultiplier: 2,
-    retryableStatusCodes: ['UNAVAILABLE'],
+  const hedge = {
+    maxAttempts: 2,
+    hedgingDelay: '0.15s',
+    nonFatalStatusCodes: ['UNAVAILABLE'],
   };
   const names = ['Get', 'Touch', 'Delete'].map((method) => ({
     service: 'sessiongrid.v1.SessionService',
@@ -45,7 +46,7 @@ function serviceConfig() {
   names.push({ service: 'sessiongrid.v1.AdminService' });
   return JSON.stringify({
     loadBalancingConfig: [{ round_robin: {} }],
-    methodConfig: [{ name: names, retryPolicy: retry }],
+    methodConfig: [{ name: names, hedgingPolicy: hedge }],
   });
 }
 
@@ -58,6 +59,12 @@ function createClients({ target, credentials, channelOptions }) {
     // Fail fast while the server is down: reconnect attempts stay short.
     'grpc.initial_reconnect_backoff_ms': 100,
     'grpc.max_reconnect_backoff_ms': 2000,
+    // A node that stops answering without closing the connection: a ping
+    // while calls are in flight, unanswered, drops the connection, and
+    // round-robin leaves that node out until it answers again.
+    'grpc.keepalive_time_ms': 10000,
+    'grpc.keepalive_timeout_ms': 5000,
+    'grpc.keepalive_permit_without_calls': 0,
     ...(channelOptions || {}),
   };
   const sessions = new v1.SessionService(target, creds, options);

@@ -1,10 +1,10 @@
 'use strict';
 // SessionGridStore on a three-node cluster (replication factor 3, W 2,
 // R 2, so a read sees the last acknowledged write whichever node
-// coordinates it), round-robin over the nodes. One node is killed
-// (SIGKILL) under a logged-in user: every request still answers promptly,
-// and once the client has noticed, everything works on the other two with
-// no session lost.
+// coordinates it), round-robin over the nodes. One node is frozen
+// (SIGSTOP), then thawed; then one is killed (SIGKILL) under logged-in
+// users: every request answers within its deadlines, and everything works
+// on the other nodes with no session lost.
 const session = require('express-session');
 const { SessionGridStore } = require('..');
 const { createDemoApp } = require('../examples/demo-app');
@@ -27,6 +27,47 @@ afterAll(async () => {
   if (store) store.close();
   await stopAll();
 });
+
+test('a node that stops answering (SIGSTOP): reads go on, writes fail at their deadline until the client drops it', async () => {
+  const b = new Browser(app.url, { headers: BROWSER_HEADERS });
+  expect((await b.post('/api/auth/login', { username: 'frozen', password: 'pw' })).status).toBe(200);
+  const frozen = cluster.nodes[1].proc.child;
+  frozen.kill('SIGSTOP');
+  const stoppedAt = Date.now();
+  try {
+    for (let i = 0; i < 9; i++) {
+      const started = Date.now();
+      const r = await b.get('/api/user/whoami');
+      // Hedged: a Get the frozen node holds goes to another node after
+      // 150 ms (the live nodes may wait on their frozen peer for a while;
+      // that is within the deadline).
+      expect(r.status).toBe(200);
+      expect(r.data.user).toBe('frozen');
+      expect(Date.now() - started).toBeLessThan(3000);
+    }
+    // Writes are never sent twice: one routed to the frozen node fails at
+    // its deadline (an error, no hang), until a keepalive ping that goes
+    // unanswered drops the connection (10 s + 5 s) and round-robin leaves
+    // the node out.
+    let ok = 0;
+    const writes = [];
+    await waitFor(async () => {
+      const started = Date.now();
+      const r = await b.request('POST', '/api/auth/login', { json: { username: 'frozen', password: 'pw' } });
+      writes.push({ status: r.status, ms: Date.now() - started });
+      ok = r.status === 200 ? ok + 1 : 0;
+      return ok >= 5;
+    }, 'writes to succeed without the frozen node', { timeoutMs: 40000, intervalMs: 1 });
+    for (const w of writes) {
+      expect([200, 503]).toContain(w.status);
+      expect(w.ms).toBeLessThan(3 * 1500 + 1000);
+    }
+    expect(Date.now() - stoppedAt).toBeLessThan(35000);
+  } finally {
+    frozen.kill('SIGCONT');
+  }
+  expect((await b.get('/api/user/whoami')).data.user).toBe('frozen');
+}, 90000);
 
 test('sessions survive the loss of one node of three; no request hangs', async () => {
   const users = Array.from({ length: 4 }, (_, i) => ({ b: new Browser(app.url, { headers: BROWSER_HEADERS }), name: `u${i}` }));
