@@ -47,6 +47,8 @@ function serviceConfig() {
   return JSON.stringify({
     loadBalancingConfig: [{ round_robin: {} }],
     methodConfig: [{ name: names, hedgingPolicy: hedge }],
+    // Fewer extra attempts while most calls fail (an outage): no storms.
+    retryThrottling: { maxTokens: 10, tokenRatio: 0.1 },
   });
 }
 
