@@ -5,11 +5,14 @@
 //
 //   node tests/deploy/k8s-sync.mjs          # test: kubectl kustomize == chart
 //   node tests/deploy/k8s-sync.mjs --write  # regenerate deploy/k8s/*.yaml
-import { readFileSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { relative } from "node:path";
 import { join } from "node:path";
 import { stringify } from "yaml";
 import { checkObjects } from "./checks.mjs";
-import { k8sDir, key, kustomize, render, tally } from "./lib.mjs";
+import { k8sDir, key, kustomize, parseYamlDocs, render, tally } from "./lib.mjs";
 
 const HELM_LABELS = ["helm.sh/chart", "app.kubernetes.io/managed-by"];
 const COOKIE_SECRET = "sessiongrid-edge-cookie";
@@ -94,6 +97,19 @@ async function test() {
   }
   const kz = readFileSync(join(k8sDir, "kustomization.yaml"), "utf8");
   for (const f of Object.keys(FILES)) t.check(kz.includes(f), `kustomization.yaml lists ${f}`);
+  // Namespace independence: an overlay that sets a namespace moves every
+  // object and changes no argument (the pods read their namespace).
+  const overlay = mkdtempSync(join(tmpdir(), "sg-kustomize-"));
+  try {
+    writeFileSync(join(overlay, "kustomization.yaml"),
+      `apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: shop\nresources:\n  - ${relative(overlay, k8sDir)}\n`);
+    const moved = parseYamlDocs(execFileSync("kubectl", ["kustomize", "--load-restrictor", "LoadRestrictionsNone", overlay], { encoding: "utf8" }), "overlay");
+    t.check(moved.every((o) => o.metadata.namespace === "shop"), "overlay: every object in namespace shop");
+    const args = (objs) => objs.filter((o) => o.spec?.template).map((o) => JSON.stringify(o.spec.template.spec.containers.map((c) => c.args)));
+    t.equal(args(moved), args(kustomize()), "overlay: container args unchanged by the namespace");
+  } finally {
+    rmSync(overlay, { recursive: true, force: true });
+  }
   // The comparison itself must be able to fail: a changed chart value.
   const changed = new Map(chartAsPlain().map((o) => [key(o), o]));
   changed.get("StatefulSet/sessiongrid-server").spec.replicas = 4;
