@@ -30,6 +30,18 @@ if "$helm" lint --strict "$chart" --set server.replicas=two >/dev/null 2>&1; the
   bad "helm lint accepted server.replicas=two"
 else ok; fi
 
+# The packaged chart (what `helm package` ships, after .helmignore) renders
+# the same as the directory: files/ (rules, dashboard) made it in.
+pkg="$(mktemp -d)"
+trap 'rm -rf "$pkg"' EXIT
+if "$helm" package "$chart" -d "$pkg" >/dev/null &&
+   cmp -s <("$helm" template sessiongrid "$pkg"/sessiongrid-*.tgz --set edge.cookie.secrets[0]=k0123456789abcdef --set metrics.grafanaDashboard.enabled=true) \
+          <("$helm" template sessiongrid "$chart" --set edge.cookie.secrets[0]=k0123456789abcdef --set metrics.grafanaDashboard.enabled=true); then
+  ok
+else
+  bad "the packaged chart renders differently from deploy/helm/sessiongrid"
+fi
+
 if cmp -s "$chart/files/rules/default.yaml" "$root/edge/rules/default.yaml"; then ok; else
   bad "deploy/helm/sessiongrid/files/rules/default.yaml differs from edge/rules/default.yaml (copy it: cp edge/rules/default.yaml deploy/helm/sessiongrid/files/rules/default.yaml)"
   diff "$root/edge/rules/default.yaml" "$chart/files/rules/default.yaml" | head -20 || true
