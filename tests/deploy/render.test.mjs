@@ -126,12 +126,13 @@ t.check(!find(prod, "Secret"), "production: existingSecret, no Secret created");
   t.check(rules.every((r) => r.expr.includes('namespace="default"')), "alerts: every expression is scoped to the release namespace");
   t.check(rules.every((r) => ["warning", "critical"].includes(r.labels?.severity)), "alerts: severities");
   const dash = find(prod, "ConfigMap", "sessiongrid-dashboard");
-  let panels = [];
+  let dashboard = { panels: [] };
   try {
-    panels = JSON.parse(dash.data["sessiongrid.json"]).panels.map((p) => p.title);
+    dashboard = JSON.parse(dash.data["sessiongrid.json"]);
   } catch (e) {
     t.check(false, `dashboard JSON: ${e.message}`);
   }
+  const panels = dashboard.panels.map((p) => p.title);
   for (const title of ["Skip ratio", "Sessions", "memory level", "p99", "Error rate", "Peers"]) {
     t.check(panels.some((p) => p.includes(title)), `dashboard: a "${title}" panel`);
   }
@@ -139,7 +140,7 @@ t.check(!find(prod, "Secret"), "production: existingSecret, no Secret created");
 
   // Every expression parses as PromQL (the Prometheus project's own grammar),
   // and every edge metric it names is one the edge exports.
-  const dashExprs = JSON.parse(dash.data["sessiongrid.json"]).panels.flatMap((p) => p.targets.map((x) => x.expr.replaceAll("$namespace", "default")));
+  const dashExprs = dashboard.panels.flatMap((p) => p.targets.map((x) => x.expr.replaceAll("$namespace", "default")));
   const exprs = [...rules.map((r) => r.expr), ...dashExprs];
   const edgeMetricsSource = readText(join(root, "edge/metrics.cc"));
   for (const q of exprs) {
