@@ -64,6 +64,13 @@ const cleanup = () => {
   demo?.kill("SIGKILL");
 };
 process.on("exit", cleanup);
+// Our own deadline, below ctest's TIMEOUT (480 s), so that we, not a kill
+// from outside, stop the processes we started.
+setTimeout(() => {
+  console.log("FAIL deploy.rehearsal: did not finish within 420 s");
+  for (const e of events.slice(-40)) console.log(e);
+  process.exit(1);
+}, 420_000).unref();
 process.on("SIGINT", () => process.exit(130));
 process.on("SIGTERM", () => process.exit(143));
 
