@@ -10,8 +10,9 @@
 // flag fails.
 //
 //   SG_SERVER_BIN=... SG_EDGE_BIN=... node tests/deploy/flags.test.mjs
-import { spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { render, tally, valuesDir } from "./lib.mjs";
 
@@ -76,6 +77,67 @@ for (const [name, args] of [["defaults", []], ["production.yaml", ["-f", join(va
         if (f && !pending.has(f)) t.check(help.includes(`--${f} `) || help.includes(`--${f}\n`), `${name}: --${f} is in sessiongrid-${which} --help`);
       }
     }
+  }
+}
+
+// Starting is the stronger check for the edge: rules content, CIDRs and the
+// key file are only checked then. Each value set's edge starts on loopback
+// (listeners on port 0; its ConfigMap and Secret items written to files at
+// the mounted paths; the upstream and service need not answer for it to
+// listen), logs "listening", and exits 0 on SIGTERM.
+async function startEdge(name, objs) {
+  const dep = objs.find((o) => o.kind === "Deployment");
+  const c = dep.spec.template.spec.containers[0];
+  const dir = mkdtempSync(join(tmpdir(), "sg-flags-"));
+  try {
+    const vols = new Map(dep.spec.template.spec.volumes.map((v) => [v.name, v]));
+    const mounts = [];
+    for (const m of c.volumeMounts) {
+      const local = join(dir, m.name);
+      mkdirSync(local, { recursive: true });
+      const v = vols.get(m.name);
+      if (v.configMap) {
+        const cm = objs.find((o) => o.kind === "ConfigMap" && o.metadata.name === v.configMap.name);
+        for (const it of v.configMap.items) writeFileSync(join(local, it.path), cm.data[it.key]);
+      }
+      if (v.secret) {
+        const sec = objs.find((o) => o.kind === "Secret" && o.metadata.name === v.secret.secretName);
+        // existingSecret: the user's Secret; any key stands in for it.
+        const keys = sec ? Buffer.from(sec.data.keys, "base64") : "stand-in-key-0123456789";
+        for (const it of v.secret.items) writeFileSync(join(local, it.path), keys);
+      }
+      mounts.push([m.mountPath, local]);
+    }
+    const argv = expand(c.args, podEnv(c, `${dep.metadata.name}-x`)).map((a) => {
+      let [flag, ...rest] = a.split("=");
+      let v = rest.join("=");
+      if (["--listen", "--admin-listen"].includes(flag)) v = "127.0.0.1:0";
+      if (flag === "--session-service") v = "127.0.0.1:1";
+      if (flag === "--upstream") v = "http://127.0.0.1:1";
+      const hit = mounts.find(([mp]) => v.startsWith(mp + "/"));
+      if (hit) v = hit[1] + v.slice(hit[0].length);
+      return `${flag}=${v}`;
+    });
+    const child = spawn(bins.edge, argv, { stdio: ["ignore", "ignore", "pipe"] });
+    let log = "";
+    child.stderr.on("data", (d) => (log += d));
+    const exited = new Promise((r) => child.on("exit", (code, signal) => r({ code, signal })));
+    const deadline = Date.now() + 10_000;
+    while (!/msg=listening/.test(log) && Date.now() < deadline && child.exitCode === null) await new Promise((r) => setTimeout(r, 50));
+    const listening = /msg=listening/.test(log);
+    t.check(listening, `${name}: the edge starts with the rendered args and files: ${log.trim().split("\n").slice(-2).join(" | ")}`);
+    child.kill("SIGTERM");
+    const ex = await exited;
+    if (listening) t.equal(ex.code, 0, `${name}: the edge exits 0 on SIGTERM`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+if (bins.edge && existsSync(bins.edge)) {
+  for (const file of ["", ...readdirSync(valuesDir).filter((f) => f.endsWith(".yaml"))]) {
+    // A short drain so each stop is quick.
+    const args = [...(file ? ["-f", join(valuesDir, file)] : []), "--set", "edge.drainDelaySeconds=0,edge.drainTimeoutSeconds=1,edge.preStopSleepSeconds=0"];
+    await startEdge(file || "defaults", render(args));
   }
 }
 
