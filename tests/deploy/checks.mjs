@@ -322,6 +322,7 @@ function checkNetworkPolicies(objects, t, server, edge) {
     t.check(from.length > 0, `${where}: client port is not open to everyone`);
     t.check(from.some((x) => selects(x.podSelector?.matchLabels, podLabels(dep))), `${where}: client port open to the edges`);
     t.check(from.every((x) => x.podSelector && !x.namespaceSelector && !x.ipBlock), `${where}: client port only from pods of this namespace`);
+    t.check(!from.some((x) => selects(x.podSelector?.matchLabels, podLabels(sts))), `${where}: servers do not need the client port of their peers`);
     for (const r of serverNp.spec.ingress) {
       for (const p of r.ports ?? []) {
         t.check([server.port, server.peerPort, server.metricsPort].includes(p.port), `${where}: opens only known ports (${p.port})`);
