@@ -141,6 +141,22 @@ if (bins.edge && existsSync(bins.edge)) {
   }
 }
 
+// The `helm test` Pod's sessiongridctl lines are valid usage: against a port
+// nobody listens on, each must fail as an RPC error (exit 1), not as a
+// usage error (exit 2).
+if (process.env.SG_CTL_BIN && existsSync(process.env.SG_CTL_BIN)) {
+  const pod = render().find((o) => o.kind === "Pod" && o.metadata.annotations?.["helm.sh/hook"] === "test");
+  const script = pod.spec.containers[0].command[2];
+  const ctlLine = /ctl="([^"]+)"/.exec(script)[1].split(/\s+/);
+  const base = ctlLine.slice(1).map((a) => (a.startsWith("dns:///") ? "127.0.0.1:1" : a));
+  t.check(ctlLine[0].endsWith("/sessiongridctl"), "helm test runs sessiongridctl");
+  for (const line of script.split("\n").filter((l) => l.trim().startsWith("$ctl"))) {
+    const args = line.trim().split(/\s+/).slice(1).filter((a, i, all) => !(a === "|" || all.slice(0, i).includes("|")));
+    const r = spawnSync(process.env.SG_CTL_BIN, [...base, "--timeout", "200ms", ...args], { encoding: "utf8" });
+    t.equal(r.status, 1, `helm test line "${line.trim()}": sessiongridctl usage accepted (exit 1 = RPC error; stderr ${r.stderr.trim().slice(0, 120)})`);
+  }
+}
+
 if (pending.size) {
   console.log(`note: sessiongrid-server does not know ${[...pending].map((f) => "--" + f).join(", ")} yet; keep server.metrics.enabled=false (the default) until it does`);
 }

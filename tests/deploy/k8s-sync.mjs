@@ -1,7 +1,8 @@
 // deploy/k8s must be the chart's default render, modulo what only Helm adds:
-// its two labels (helm.sh/chart, app.kubernetes.io/managed-by) and the
-// generated cookie Secret with its checksum annotation (a signing key is
-// never committed; deploy/k8s/README.md says how to create it).
+// its two labels (helm.sh/chart, app.kubernetes.io/managed-by), its hooks
+// (the `helm test` Pod) and the generated cookie Secret with its checksum
+// annotation (a signing key is never committed; deploy/k8s/kustomization.yaml
+// says how to create it).
 //
 //   node tests/deploy/k8s-sync.mjs          # test: kubectl kustomize == chart
 //   node tests/deploy/k8s-sync.mjs --write  # regenerate deploy/k8s/*.yaml
@@ -36,6 +37,8 @@ function stripHelm(node) {
 export function chartAsPlain() {
   return render()
     .filter((o) => !(o.kind === "Secret" && o.metadata.name === COOKIE_SECRET))
+    // Helm hooks (the `helm test` Pod) exist only for Helm.
+    .filter((o) => !o.metadata.annotations?.["helm.sh/hook"])
     .map((o) => {
       const p = stripHelm(o);
       const ann = p.spec?.template?.metadata?.annotations;

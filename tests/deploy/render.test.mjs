@@ -25,6 +25,7 @@ t.equal(kinds(defaults), [
   "Deployment/sessiongrid-edge",
   "NetworkPolicy/sessiongrid-edge",
   "NetworkPolicy/sessiongrid-server",
+  "Pod/sessiongrid-test-health",
   "PodDisruptionBudget/sessiongrid-edge",
   "PodDisruptionBudget/sessiongrid-server",
   "Secret/sessiongrid-edge-cookie",
@@ -74,6 +75,19 @@ t.equal(stsOf(defaults).spec.template.spec.topologySpreadConstraints?.[0]?.whenU
   const a = find(defaults, "Secret", "sessiongrid-edge-cookie").data.keys;
   const b = find(render(), "Secret", "sessiongrid-edge-cookie").data.keys;
   t.check(a !== b && Buffer.from(a, "base64").length === 48, "defaults: a random 48-character key per fresh install");
+}
+
+{
+  // `helm test`: a hardened one-shot Pod that reaches the client Service
+  // through the NetworkPolicy (it carries the allow label).
+  const pod = find(defaults, "Pod", "sessiongrid-test-health");
+  t.equal(pod.metadata.annotations["helm.sh/hook"], "test", "helm test: hook annotation");
+  t.equal(pod.metadata.labels["sessiongrid.io/client"], "true", "helm test: the client allow label");
+  t.check(pod.spec.containers[0].command[2].includes("dns:///sessiongrid-server.default.svc.cluster.local:7400"), "helm test: calls the client Service");
+  const sc = pod.spec.containers[0].securityContext;
+  t.check(sc.readOnlyRootFilesystem && sc.allowPrivilegeEscalation === false && sc.capabilities.drop.includes("ALL") && pod.spec.automountServiceAccountToken === false,
+    "helm test: hardened like the workloads");
+  t.check(!find(render(["--set", "helmTest.enabled=false"]), "Pod"), "helm test: helmTest.enabled=false drops it");
 }
 
 // --- production.yaml --------------------------------------------------------
