@@ -3,11 +3,13 @@
 // (kubernetes-models) and runs the checks the schemas cannot make
 // (checks.mjs), plus what each value set must change. Ends with a self-test:
 // broken copies of the default render must be caught.
-import { readdirSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { cpSync, mkdtempSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parser as promql } from "@prometheus-io/lezer-promql";
 import { checkObjects } from "./checks.mjs";
-import { find, flagMap, key, readText, render, root, tally, valuesDir } from "./lib.mjs";
+import { chartDir, find, flagMap, helmBin, key, parseYamlDocs, readText, render, root, tally, valuesDir } from "./lib.mjs";
 
 const t = tally("deploy.render");
 
@@ -88,6 +90,38 @@ t.equal(stsOf(defaults).spec.template.spec.topologySpreadConstraints?.[0]?.whenU
   t.check(sc.readOnlyRootFilesystem && sc.allowPrivilegeEscalation === false && sc.capabilities.drop.includes("ALL") && pod.spec.automountServiceAccountToken === false,
     "helm test: hardened like the workloads");
   t.check(!find(render(["--set", "helmTest.enabled=false"]), "Pod"), "helm test: helmTest.enabled=false drops it");
+}
+
+{
+  // NOTES.txt (Helm prints it after install; `helm template` does not
+  // render it): rendered through a copy of the chart that wraps it in a
+  // ConfigMap, then checked for the commands a newcomer types next.
+  const copy = mkdtempSync(join(tmpdir(), "sg-notes-"));
+  try {
+    cpSync(chartDir, copy, { recursive: true });
+    renameSync(join(copy, "templates/NOTES.txt"), join(copy, "notes.tpl"));
+    writeFileSync(join(copy, "templates/zz-notes.yaml"),
+      'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: notes\ndata:\n  notes: |\n    {{- tpl (.Files.Get "notes.tpl") . | nindent 4 }}\n');
+    const r = spawnSync(helmBin, ["template", "sessiongrid", copy, "--namespace", "shop", "--show-only", "templates/zz-notes.yaml"], { encoding: "utf8" });
+    const notes = r.status === 0 ? parseYamlDocs(r.stdout, "notes")[0].data.notes : "";
+    t.check(r.status === 0, `NOTES.txt renders: ${r.stderr}`);
+    for (const line of [
+      "kubectl -n shop rollout status statefulset/sessiongrid-server",
+      "helm test sessiongrid -n shop",
+      "kubectl -n shop port-forward sessiongrid-server-0 7400:7400",
+      "grpcurl -plaintext 127.0.0.1:7400 grpc.health.v1.Health/Check",
+      "grpcurl -plaintext 127.0.0.1:7400 list",
+      "grpcurl -plaintext -d '{}' 127.0.0.1:7400 sessiongrid.v1.AdminService/ClusterStatus",
+      "curl -s http://127.0.0.1:9090/readyz",
+      "curl -s http://127.0.0.1:8080/api/session-health",
+      "dns:///sessiongrid-server.shop.svc.cluster.local:7400",
+      "Server metrics are off",
+    ]) {
+      t.check(notes.includes(line), `NOTES.txt prints: ${line}`);
+    }
+  } finally {
+    rmSync(copy, { recursive: true, force: true });
+  }
 }
 
 // --- production.yaml --------------------------------------------------------
