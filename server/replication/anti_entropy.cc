@@ -158,6 +158,8 @@ absl::StatusOr<int64_t> AntiEntropy::RoundWith(const std::string& peer) {
   auto deadline = [&] {
     return absl::ToChronoTime(absl::Now() + options_.rpc_timeout);
   };
+  const absl::Time started = absl::Now();
+  int64_t wire_bytes = 0;  // request and response payloads, both ways
 
   absl::StatusOr<BucketDigests> mine =
       ComputeDigests(*store_, *ring, n, self, peer, buckets);
@@ -171,6 +173,8 @@ absl::StatusOr<int64_t> AntiEntropy::RoundWith(const std::string& peer) {
     ctx.set_deadline(deadline());
     grpc::Status s = stub->Digest(&ctx, digest_request, &theirs);
     if (!s.ok()) return absl::UnavailableError(s.error_message());
+    wire_bytes += static_cast<int64_t>(digest_request.ByteSizeLong() +
+                                       theirs.ByteSizeLong());
   }
   if (theirs.digests_size() != static_cast<int>(buckets)) {
     return absl::InternalError("peer answered digests of another shape");
@@ -201,6 +205,8 @@ absl::StatusOr<int64_t> AntiEntropy::RoundWith(const std::string& peer) {
       ctx.set_deadline(deadline());
       grpc::Status s = stub->Bucket(&ctx, bucket_request, &their_entries);
       if (!s.ok()) return absl::UnavailableError(s.error_message());
+      wire_bytes += static_cast<int64_t>(bucket_request.ByteSizeLong() +
+                                         their_entries.ByteSizeLong());
     }
     absl::StatusOr<std::vector<std::vector<VersionedEntry>>> my_entries =
         BucketEntries(*store_, *ring, n, self, peer, buckets, group);
@@ -261,6 +267,7 @@ absl::StatusOr<int64_t> AntiEntropy::RoundWith(const std::string& peer) {
       ctx.set_deadline(deadline());
       grpc::Status s = stub->Read(&ctx, chunk, &got);
       if (!s.ok()) return absl::UnavailableError(s.error_message());
+      wire_bytes += static_cast<int64_t>(chunk.ByteSizeLong() + got.ByteSizeLong());
       for (const rpb::Entry& e : got.entries()) {
         rpb::Mutation m;
         if (e.has_tombstone()) {
@@ -286,15 +293,19 @@ absl::StatusOr<int64_t> AntiEntropy::RoundWith(const std::string& peer) {
       ctx.set_deadline(deadline());
       grpc::Status s = stub->Apply(&ctx, chunk, &applied);
       if (!s.ok()) return absl::UnavailableError(s.error_message());
+      wire_bytes += static_cast<int64_t>(chunk.ByteSizeLong() + applied.ByteSizeLong());
       copied += chunk.mutations_size();
       Throttle(chunk.mutations_size());
     }
   }
-  if (copied > 0) {
-    total_repaired_.fetch_add(copied);
-    LogInfo("anti-entropy repaired", {{"peer", peer},
-                                      {"entries", absl::StrCat(copied)}});
-  }
+  total_repaired_.fetch_add(copied);
+  // One line a round and peer: what it cost and what it copied.
+  LogInfo("anti-entropy round",
+          {{"peer", peer},
+           {"took", absl::FormatDuration(absl::Now() - started)},
+           {"differing_buckets", absl::StrCat(differing.size())},
+           {"wire_bytes", absl::StrCat(wire_bytes)},
+           {"repaired", absl::StrCat(copied)}});
   return copied;
 }
 

@@ -2,6 +2,8 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "common/host_port.h"
 #include "common/log.h"
@@ -31,6 +33,18 @@ absl::Status ClusterOptions::Validate() const {
   }
   if (anti_entropy_interval <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("--anti-entropy-interval must be positive");
+  }
+  if (enabled() && !peers.empty() && peer_dns.empty()) {
+    std::vector<std::string> distinct = peers;
+    std::sort(distinct.begin(), distinct.end());
+    distinct.erase(std::unique(distinct.begin(), distinct.end()), distinct.end());
+    // The list may or may not include this node: with it, W entries are
+    // needed; without it, W - 1.
+    if (static_cast<int>(distinct.size()) + 1 < write_quorum) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--write-quorum ", write_quorum, " needs at least ", write_quorum,
+          " nodes, but --peers lists ", distinct.size()));
+    }
   }
   if (enabled() && tombstone_ttl <= hint_window + anti_entropy_interval) {
     return absl::InvalidArgumentError(absl::StrCat(

@@ -76,6 +76,12 @@ class Cluster final {
   // Stops threads and the peer port. Idempotent.
   void Stop();
 
+  // Whether this node knows at least W members (itself included), so that
+  // writes can be acknowledged; health is NOT_SERVING until then.
+  bool can_coordinate() const {
+    return static_cast<int>(membership_->ring()->size()) >= options_.write_quorum;
+  }
+
   int64_t hints_pending() const { return hints_->pending(); }
   int64_t anti_entropy_repaired() const { return anti_entropy_->total_repaired(); }
 

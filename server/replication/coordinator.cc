@@ -83,12 +83,19 @@ void Coordinator::Write(const std::string& id, rpb::Mutation mutation,
   const std::vector<std::string> owners = OwnersOf(id);
   auto state = std::make_shared<State>(std::move(done));
   state->owners = static_cast<int>(owners.size());
-  state->w = std::min(options_.write_quorum, state->owners);
+  // W is never lowered to fit: a node that does not (yet) know enough
+  // members refuses writes rather than acknowledge them on too few.
+  state->w = options_.write_quorum;
   state->request.set_from_node(membership_->self_id());
   *state->request.add_mutations() = mutation;
-  if (state->owners == 0) {
+  if (state->owners < state->w) {
+    writes_failed_.fetch_add(1);
     Reply<bool> reply;
-    if (state->reply.Take(&reply)) std::move(reply)(TooFewAcks(0, 1, 0));
+    if (state->reply.Take(&reply)) {
+      std::move(reply)(absl::UnavailableError(absl::StrCat(
+          "this node knows ", state->owners, " replica(s) of the id; a write "
+          "needs ", state->w, " (--write-quorum): peers not reachable yet")));
+    }
     return;
   }
 
@@ -289,12 +296,15 @@ void Coordinator::Read(const std::string& id, int want, bool strict,
       }
       const bool more = state->next < state->candidates.size();
       if (answered >= state->want && (known || state->strict || !more)) {
-        if (state->in_flight == 0 || !state->strict) outcome = finish();
+        outcome = finish();
       } else if (!more && state->in_flight == 0) {
         outcome = finish();
       } else {
         // Keep `want` answers coming; one more when all knew nothing.
         int needed = std::max(0, state->want - answered - state->in_flight);
+        // A quorum read of two or more asks one owner extra from the start,
+        // so one frozen owner costs no timeout (hedging).
+        if (answered == 0 && state->next == 0 && state->want > 1) ++needed;
         if (answered >= state->want) needed = state->in_flight == 0 ? 1 : 0;
         while (needed-- > 0 && state->next < state->candidates.size()) {
           to_ask.push_back(state->candidates[state->next++]);

@@ -4,6 +4,8 @@
 #include <grpcpp/health_check_service_interface.h>
 #include <grpcpp/grpcpp.h>
 
+#include <thread>
+
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/host_port.h"
@@ -43,6 +45,10 @@ class NodeServer::Impl {
   std::unique_ptr<SessionServiceImpl> session_service;
   std::unique_ptr<AdminServiceImpl> admin_service;
   std::unique_ptr<grpc::Server> server;
+  // Cluster nodes: health follows whether the node can coordinate.
+  std::thread health_watch;
+  absl::Mutex health_mu;
+  bool stopping ABSL_GUARDED_BY(health_mu) = false;
   int port = 0;
   bool drained = false;
 };
@@ -173,9 +179,35 @@ absl::StatusOr<std::unique_ptr<NodeServer>> NodeServer::Start(
   }
 
   grpc::HealthCheckServiceInterface* health = impl->server->GetHealthCheckService();
-  health->SetServingStatus("", true);
-  health->SetServingStatus(kSessionServiceName, true);
+  const bool ready = impl->cluster == nullptr || impl->cluster->can_coordinate();
+  health->SetServingStatus("", ready);
+  health->SetServingStatus(kSessionServiceName, ready);
   health->SetServingStatus(kAdminServiceName, true);
+  if (impl->cluster != nullptr) {
+    Impl* raw = impl.get();
+    impl->health_watch = std::thread([raw, ready]() mutable {
+      bool serving = ready;
+      for (;;) {
+        {
+          absl::MutexLock lock(&raw->health_mu);
+          auto stop = [raw]() ABSL_SHARED_LOCKS_REQUIRED(raw->health_mu) {
+            return raw->stopping;
+          };
+          raw->health_mu.AwaitWithTimeout(absl::Condition(&stop),
+                                          absl::Milliseconds(200));
+          if (raw->stopping) return;
+        }
+        const bool now = raw->cluster->can_coordinate();
+        if (now == serving) continue;
+        serving = now;
+        LogInfo(now ? "health SERVING: enough members known to coordinate"
+                    : "health NOT_SERVING: too few members known to reach W");
+        auto* h = raw->server->GetHealthCheckService();
+        h->SetServingStatus("", now);
+        h->SetServingStatus(kSessionServiceName, now);
+      }
+    });
+  }
 
   impl->sweeper = std::make_unique<store::ExpirySweeper>(impl->store.get(),
                                                          options.sweep_interval);
@@ -203,6 +235,13 @@ absl::Status NodeServer::Drain() {
   absl::Duration timeout = impl_->options.drain_timeout;
 
   LogInfo("drain: health NOT_SERVING");
+  if (impl_->health_watch.joinable()) {
+    {
+      absl::MutexLock lock(&impl_->health_mu);
+      impl_->stopping = true;
+    }
+    impl_->health_watch.join();
+  }
   impl_->server->GetHealthCheckService()->Shutdown();
   if (impl_->cluster != nullptr) {
     impl_->cluster->BeginDrain();

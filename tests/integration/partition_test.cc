@@ -10,9 +10,18 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <signal.h>
+
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <random>
+#include <set>
+#include <thread>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/mutex.h"
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
@@ -24,7 +33,8 @@ namespace v1 = ::sessiongrid::v1;
 using testutil::PollUntil;
 using testutil::TestCluster;
 
-constexpr int kIsolatedUid = 65534;  // nobody: tells the cut-off node's packets
+// Node i runs as uid kUidBase + i: nftables tells its packets by that.
+constexpr int kUidBase = 60000;
 
 int Shell(const std::string& command) {
   int rc = std::system(command.c_str());
@@ -66,7 +76,7 @@ class PartitionTest : public ::testing::Test {
         "  chain output {\n"
         "    type filter hook output priority 0; policy accept;\n"
         "    tcp dport ", cluster_->node(isolated).peer_port, " drop\n"
-        "    meta skuid ", kIsolatedUid, " tcp dport { ", others, " } drop\n"
+        "    meta skuid ", kUidBase + isolated, " tcp dport { ", others, " } drop\n"
         "  }\n"
         "}\n");
     const std::string file = dir_ + "/partition.nft";
@@ -74,6 +84,17 @@ class PartitionTest : public ::testing::Test {
     ASSERT_EQ(Shell("nft -f " + file), 0);
   }
   void Heal() { ASSERT_EQ(Shell("nft delete table inet sg_partition"), 0); }
+
+  // Three nodes, each under its own uid so that any one can be cut off.
+  void StartCluster() {
+    cluster_ = std::make_unique<TestCluster>(SG_SERVER_BIN, dir_, 3);
+    for (int i = 0; i < 3; ++i) {
+      cluster_->SetNodeWrapper(
+          i, {"/usr/bin/setpriv", absl::StrCat("--reuid=", kUidBase + i),
+              absl::StrCat("--regid=", kUidBase + i), "--clear-groups"});
+    }
+    cluster_->Start();
+  }
 
   bool SeesDead(int observer, const std::string& node) {
     auto st = cluster_->Status(observer);
@@ -146,11 +167,7 @@ class PartitionTest : public ::testing::Test {
 };
 
 TEST_F(PartitionTest, BothSidesWriteThenEveryReplicaConvergesAndDeletesStay) {
-  cluster_ = std::make_unique<TestCluster>(SG_SERVER_BIN, dir_, 3);
-  cluster_->SetNodeWrapper(
-      2, {"/usr/bin/setpriv", absl::StrCat("--reuid=", kIsolatedUid),
-          absl::StrCat("--regid=", kIsolatedUid), "--clear-groups"});
-  cluster_->Start();
+  StartCluster();
   for (int i = 0; i < 3; ++i) {
     ASSERT_TRUE(cluster_->WaitForView(i, absl::Seconds(20)))
         << cluster_->process(i)->Output();
@@ -217,6 +234,123 @@ TEST_F(PartitionTest, BothSidesWriteThenEveryReplicaConvergesAndDeletesStay) {
   }
   // The majority's update survives (the minority never touched before[1]).
   EXPECT_EQ(Replicas(before[1])[0].rfind("majority-update@", 0), 0u);
+}
+
+// Jepsen-style: random kills, pauses and partitions (one at a time, each
+// undone before the next) under a recorded client history, then a checker.
+TEST_F(PartitionTest, NemesisKeepsAcknowledgedWritesAndDeletes) {
+  const char* seed_env = std::getenv("SG_TEST_SEED");
+  const uint32_t seed = seed_env ? static_cast<uint32_t>(std::strtoul(seed_env, nullptr, 10))
+                                 : 20261202u;
+  const char* secs_env = std::getenv("SG_NEMESIS_SECONDS");
+  const absl::Duration run_for = absl::Seconds(secs_env ? std::atoi(secs_env) : 60);
+  std::printf("seed=%u duration=%s (SG_TEST_SEED, SG_NEMESIS_SECONDS reproduce)\n",
+              seed, absl::FormatDuration(run_for).c_str());
+  StartCluster();
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(cluster_->WaitForView(i, absl::Seconds(20)));
+
+  // The history: what the clients were told.
+  absl::Mutex mu;
+  std::vector<std::string> created;        // Create answered OK
+  std::set<std::string> deleted;           // Delete answered OK
+  std::set<std::string> maybe_deleted;     // Delete answered an error
+  std::atomic<int> ops{0}, unavailable{0};
+  std::atomic<bool> stop{false};
+  const absl::Time end = absl::Now() + run_for;
+
+  auto client = [&](int worker) {
+    std::mt19937 rng(seed * 31 + worker);
+    for (int n = 0; n < 100000 && !stop.load() && absl::Now() < end; ++n) {
+      // Paced (about 250 calls/s per client) so the checker's work after
+      // the run stays bounded; the faults, not the load, are the point.
+      absl::SleepFor(absl::Milliseconds(4));
+      const int node = static_cast<int>(rng() % 3);
+      ops.fetch_add(1);
+      std::string victim;
+      {
+        absl::MutexLock lock(&mu);
+        if (created.size() > 10 && rng() % 4 == 0) {
+          victim = created[rng() % created.size()];
+          if (deleted.contains(victim) || maybe_deleted.contains(victim)) victim.clear();
+        }
+      }
+      if (!victim.empty()) {
+        grpc::Status s = Delete(node, victim);
+        absl::MutexLock lock(&mu);
+        (s.ok() ? deleted : maybe_deleted).insert(victim);
+        if (!s.ok()) unavailable.fetch_add(1);
+        continue;
+      }
+      std::string id;
+      grpc::Status s = Create(node, absl::StrCat("w", worker, "-", n), &id);
+      if (s.ok()) {
+        absl::MutexLock lock(&mu);
+        created.push_back(id);
+      } else {
+        unavailable.fetch_add(1);
+      }
+    }
+  };
+
+  std::mt19937 nemesis_rng(seed);
+  std::vector<std::string> faults;
+  std::thread c1(client, 1), c2(client, 2);
+  while (absl::Now() < end) {
+    const int victim = static_cast<int>(nemesis_rng() % 3);
+    const int kind = static_cast<int>(nemesis_rng() % 3);
+    const absl::Duration hold = absl::Milliseconds(1500 + nemesis_rng() % 2000);
+    if (kind == 0) {
+      faults.push_back(absl::StrCat("kill n", victim));
+      cluster_->Kill(victim);
+      absl::SleepFor(hold);  // the fault's duration, not a synchronisation
+      cluster_->Start(victim);
+    } else if (kind == 1) {
+      faults.push_back(absl::StrCat("pause n", victim));
+      cluster_->Pause(victim);
+      absl::SleepFor(hold);
+      cluster_->Resume(victim);
+    } else {
+      faults.push_back(absl::StrCat("partition n", victim));
+      Cut(victim);
+      absl::SleepFor(hold);
+      Heal();
+    }
+    absl::SleepFor(absl::Milliseconds(500 + nemesis_rng() % 1500));
+  }
+  stop.store(true);
+  c1.join();
+  c2.join();
+  std::printf("faults:");
+  for (const std::string& f : faults) std::printf(" [%s]", f.c_str());
+  std::printf("\nops=%d errors=%d created=%zu deleted=%zu maybe_deleted=%zu\n",
+              ops.load(), unavailable.load(), created.size(), deleted.size(),
+              maybe_deleted.size());
+  ASSERT_GE(faults.size(), 3u);
+  ASSERT_GT(created.size(), 100u);
+
+  // Heal everything and let repair finish.
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(cluster_->WaitForView(i, absl::Seconds(30)));
+  ASSERT_TRUE(cluster_->WaitForNoHints(absl::Seconds(60)));
+  ASSERT_TRUE(cluster_->WaitForAntiEntropyAfter(absl::Now(), absl::Seconds(60)));
+
+  // Checker.
+  int lost = 0, resurrected = 0, diverged = 0;
+  for (const std::string& id : created) {
+    const bool gone = deleted.contains(id) || maybe_deleted.contains(id);
+    if (!PollUntil([&] { return Converged(id); }, absl::Seconds(5))) {
+      ++diverged;
+      std::printf("diverged %s: %s / %s / %s\n", id.c_str(), Replicas(id)[0].c_str(),
+                  Replicas(id)[1].c_str(), Replicas(id)[2].c_str());
+    }
+    std::vector<std::string> r = Replicas(id);
+    if (deleted.contains(id) && r[0] != "tombstone") ++resurrected;
+    if (!gone && r[0] == "tombstone") ++lost;
+    if (!gone && r[0] == "absent") ++lost;
+  }
+  std::printf("lost=%d resurrected=%d diverged=%d\n", lost, resurrected, diverged);
+  EXPECT_EQ(lost, 0);
+  EXPECT_EQ(resurrected, 0);
+  EXPECT_EQ(diverged, 0);
 }
 
 }  // namespace
