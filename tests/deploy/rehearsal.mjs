@@ -251,6 +251,23 @@ const edges0 = Array.from({ length: dep.spec.replicas }, () => newEdgePod());
 if (!(await Promise.all(edges0.map((p) => startAndWait(p, "start")))).every(Boolean)) finish();
 console.log(`edge args: ${edges0[0].args.join(" ")}`);
 
+// `helm test`: the rendered test Pod's script, its dns:/// target being the
+// server pods' addresses, must succeed (with replication, once the members
+// have found each other: HEALTHY needs every owner alive).
+const testPod = objects.find((o) => o.kind === "Pod" && o.metadata.annotations?.["helm.sh/hook"] === "test");
+if (testPod && process.env.SG_CTL_BIN) {
+  const script = testPod.spec.containers[0].command.slice(2).join(" ")
+    .replace(/\/usr\/local\/bin\/sessiongridctl/g, resolve(process.env.SG_CTL_BIN))
+    .replace(/dns:\/\/\/[^ "]+/g, serverPods.map((p) => `${p.ip}:${ports.server}`).join(","));
+  let r = null;
+  for (let i = 0; i < 20; i++) {
+    r = spawnSync("/bin/sh", ["-ec", script], { encoding: "utf8" });
+    if (r.status === 0) break;
+    await sleep(500);
+  }
+  t.equal(r.status, 0, `helm test script succeeds (${(r.stdout + r.stderr).trim().split("\n").slice(-3).join(" | ")})`);
+}
+
 const edgeSvcPort = find(objects, "Service", dep.metadata.name).spec.ports[0];
 const targetPort = dep.spec.template.spec.containers[0].ports.find((p) => p.name === edgeSvcPort.targetPort).containerPort;
 const proxy = new ServiceProxy(dep.metadata.name, () => pods.filter((p) => p.kind === "edge"), targetPort);
