@@ -113,6 +113,13 @@ async function test() {
   } finally {
     rmSync(overlay, { recursive: true, force: true });
   }
+  // The documented example overlay (deploy/overlays/example) still applies:
+  // its JSON patch tests the --upstream argument it replaces.
+  const example = kustomize(join(k8sDir, "../overlays/example"));
+  await checkObjects(example, t, "deploy/overlays/example");
+  const exArgs = example.find((o) => o.kind === "Deployment").spec.template.spec.containers[0].args;
+  t.check(exArgs.includes("--upstream=http://shop-web.shop.svc.cluster.local:3000"), "example overlay: --upstream replaced");
+  t.check(example.every((o) => o.metadata.namespace === "shop"), "example overlay: namespace shop");
   // The comparison itself must be able to fail: a changed chart value.
   const changed = new Map(chartAsPlain().map((o) => [key(o), o]));
   changed.get("StatefulSet/sessiongrid-server").spec.replicas = 4;
