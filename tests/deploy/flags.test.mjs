@@ -11,10 +11,10 @@
 //
 //   SG_SERVER_BIN=... SG_EDGE_BIN=... node tests/deploy/flags.test.mjs
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { render, tally, valuesDir } from "./lib.mjs";
+import { chartDir, render, tally, valuesDir } from "./lib.mjs";
 
 const PENDING = new Set(["metrics-listen"]);
 
@@ -98,7 +98,9 @@ async function startEdge(name, objs) {
       const v = vols.get(m.name);
       if (v.configMap) {
         const cm = objs.find((o) => o.kind === "ConfigMap" && o.metadata.name === v.configMap.name);
-        for (const it of v.configMap.items) writeFileSync(join(local, it.path), cm.data[it.key]);
+        // existingConfigMap: the user's rules; the chart's default stands in.
+        const rules = cm ? cm.data : { "rules.yaml": readFileSync(join(chartDir, "files/rules/default.yaml"), "utf8") };
+        for (const it of v.configMap.items) writeFileSync(join(local, it.path), rules[it.key]);
       }
       if (v.secret) {
         const sec = objs.find((o) => o.kind === "Secret" && o.metadata.name === v.secret.secretName);
