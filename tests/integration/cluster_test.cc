@@ -184,6 +184,33 @@ TEST_F(ClusterTest, WritesAreReplicatedToEveryOwner) {
     EXPECT_TRUE(PollUntil([&] { return HoldsTombstone(i, id); }, absl::Seconds(5)));
   }
   EXPECT_EQ(GetVia(0, id, nullptr).error_code(), grpc::StatusCode::NOT_FOUND);
+
+  // More sessions, some deleted; then NodeStats' identity on every replica:
+  // creates (records this node began storing) == sessions + evictions +
+  // expirations + deletes.
+  std::vector<std::string> more;
+  for (int n = 0; n < 30; ++n) {
+    std::string m;
+    ASSERT_TRUE(CreateAny(n % 3, "m", n % 2 ? "erin" : "", &m).ok());
+    more.push_back(m);
+  }
+  for (int n = 0; n < 10; ++n) ASSERT_TRUE(DeleteVia(n % 3, more[n]).ok());
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(PollUntil(
+        [&] {
+          v1::NodeStatsResponse st;
+          grpc::Status s = Call([&](grpc::ClientContext* ctx) {
+            return cluster_->admin(i).NodeStats(ctx, v1::NodeStatsRequest(), &st);
+          });
+          if (!s.ok()) return false;
+          const auto& x = st.stats();
+          return x.creates() == 31 && x.sessions() == 20 && x.deletes() == 11 &&
+                 x.creates() == x.sessions() + x.evictions() + x.expirations() +
+                                    x.deletes();
+        },
+        absl::Seconds(5)))
+        << "node " << i;
+  }
 }
 
 TEST_F(ClusterTest, KillNineDuringWritesLosesNoAcknowledgedWrite) {
