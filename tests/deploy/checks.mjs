@@ -352,9 +352,22 @@ function checkPrometheusRule(objects, t) {
   return { rules, exprOf };
 }
 
+// A null in a rendered manifest is a template slip (an empty block such as
+// `annotations:` with nothing under it).
+function nullPaths(node, path, out) {
+  if (node === null) out.push(path);
+  else if (Array.isArray(node)) node.forEach((v, i) => nullPaths(v, `${path}[${i}]`, out));
+  else if (typeof node === "object") for (const [k, v] of Object.entries(node)) nullPaths(v, `${path}.${k}`, out);
+  return out;
+}
+
 // Runs everything; returns facts for callers that check values further.
 export async function checkObjects(objects, t, where) {
   await validateModels(objects, t, where);
+  for (const o of objects) {
+    const nulls = nullPaths(o, key(o), []);
+    t.check(!nulls.length, `${where}: null values in ${nulls.join(", ")}`);
+  }
   const sts = objects.filter((o) => o.kind === "StatefulSet");
   const deps = objects.filter((o) => o.kind === "Deployment");
   t.equal(sts.length, 1, `${where}: one StatefulSet`);
