@@ -236,6 +236,43 @@ TEST_F(PartitionTest, BothSidesWriteThenEveryReplicaConvergesAndDeletesStay) {
   EXPECT_EQ(Replicas(before[1])[0].rfind("majority-update@", 0), 0u);
 }
 
+// --peer-dns as a headless Service gives it: one name, one A record per
+// node. `ip netns exec` shows the nodes this namespace's own hosts file.
+TEST_F(PartitionTest, PeerDnsFindsEveryRecordOfTheName) {
+  const std::string hosts_dir = "/etc/netns/" + ns_;
+  ASSERT_EQ(Shell("mkdir -p " + hosts_dir), 0);
+  {
+    std::ofstream hosts(hosts_dir + "/hosts");
+    hosts << "127.0.0.1 localhost\n";
+    for (int i = 1; i <= 3; ++i) hosts << "127.0.0." << i << " sg-peers\n";
+  }
+  cluster_ = std::make_unique<TestCluster>(SG_SERVER_BIN, dir_, 3);
+  cluster_->UsePeerDns("sg-peers");
+  for (int i = 0; i < 3; ++i) {
+    cluster_->SetNodeWrapper(i, {"/usr/sbin/ip", "netns", "exec", ns_});
+  }
+  cluster_->Start();
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_TRUE(cluster_->WaitForView(i, absl::Seconds(20)))
+        << cluster_->process(i)->Output();
+  }
+  auto st = cluster_->Status(1);
+  ASSERT_TRUE(st.ok());
+  EXPECT_EQ(st->nodes_size(), 3) << st->DebugString();
+  EXPECT_EQ(st->status(), "HEALTHY");
+  std::string id;
+  ASSERT_TRUE(Create(2, "via-dns", &id).ok());
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_TRUE(PollUntil(
+        [&] {
+          auto r = cluster_->ReadLocal(i, id);
+          return r.ok() && r->has_session();
+        },
+        absl::Seconds(5)));
+  }
+  Shell("rm -rf " + hosts_dir);
+}
+
 // Jepsen-style: random kills, pauses and partitions (one at a time, each
 // undone before the next) under a recorded client history, then a checker.
 TEST_F(PartitionTest, NemesisKeepsAcknowledgedWritesAndDeletes) {

@@ -40,10 +40,19 @@ bool PollUntil(const std::function<bool()>& done, absl::Duration timeout) {
 }
 
 std::string NodeSpec::client_address() const {
-  return absl::StrCat("127.0.0.1:", client_port);
+  return absl::StrCat(host, ":", client_port);
 }
 std::string NodeSpec::peer_address() const {
-  return absl::StrCat("127.0.0.1:", peer_port);
+  return absl::StrCat(host, ":", peer_port);
+}
+
+void TestCluster::UsePeerDns(const std::string& name) {
+  const int port = FreePort();
+  for (int i = 0; i < size(); ++i) {
+    nodes_[i].host = absl::StrCat("127.0.0.", i + 1);
+    nodes_[i].peer_port = port;
+  }
+  peer_dns_ = absl::StrCat(name, ":", port);
 }
 
 std::vector<std::string> TestCluster::FastFlags() {
@@ -97,7 +106,8 @@ std::vector<std::string> TestCluster::ArgsFor(int i) const {
       server_bin_,
       "--listen=" + n.client_address(),
       "--peer-listen=" + n.peer_address(),
-      "--peers=" + absl::StrJoin(peers, ","),
+      peer_dns_.empty() ? "--peers=" + absl::StrJoin(peers, ",")
+                        : "--peer-dns=" + peer_dns_,
       "--node-id=" + n.node_id,
       "--data-dir=" + n.data_dir};
   for (const std::string& f : FastFlags()) argv.push_back(f);

@@ -25,6 +25,7 @@ int FreePort();
 bool PollUntil(const std::function<bool()>& done, absl::Duration timeout);
 
 struct NodeSpec {
+  std::string host = "127.0.0.1";
   int client_port = 0;
   int peer_port = 0;
   std::string node_id;
@@ -61,6 +62,10 @@ class TestCluster final {
   void SetNodeFlags(int i, std::vector<std::string> flags);
   // A command the node runs under, e.g. {"/usr/bin/setpriv", "--reuid=…"}.
   void SetNodeWrapper(int i, std::vector<std::string> prefix);
+  // Peers from DNS instead of a list: node i listens on 127.0.0.(i+1), all
+  // on one peer port, and is told --peer-dns NAME:PORT (the test provides
+  // a NAME that resolves to those addresses). Call before Start().
+  void UsePeerDns(const std::string& name);
 
   sessiongrid::v1::SessionService::Stub& sessions(int i);
   sessiongrid::v1::AdminService::Stub& admin(int i);
@@ -86,6 +91,7 @@ class TestCluster final {
   std::vector<std::string> extra_;
   std::vector<std::vector<std::string>> node_flags_;
   std::vector<std::vector<std::string>> node_wrappers_;
+  std::string peer_dns_;
   std::vector<NodeSpec> nodes_;
   std::vector<std::unique_ptr<Subprocess>> procs_;
   std::vector<std::unique_ptr<sessiongrid::v1::SessionService::Stub>> session_stubs_;
