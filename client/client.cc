@@ -15,7 +15,9 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/synchronization/notification.h"
+#include "absl/container/flat_hash_map.h"
 #include "common/host_port.h"
+#include "server/replication/ring.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/wire_format_lite.h"
 #include "grpcpp/create_channel.h"
@@ -199,7 +201,40 @@ void StartAsync(absl::Duration deadline, Request request,
         });
 }
 
+grpc::ChannelArguments ChannelArgs(const ClientOptions& o) {
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(o.max_message_bytes);
+  args.SetMaxSendMessageSize(o.max_message_bytes);
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS,
+              static_cast<int>(absl::ToInt64Milliseconds(o.keepalive_time)));
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS,
+              static_cast<int>(absl::ToInt64Milliseconds(o.keepalive_timeout)));
+  // Pinging idle connections gets them closed by servers with the default
+  // ping policy ("too_many_pings").
+  args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 0);
+  args.SetServiceConfigJSON(kRoundRobinConfig);
+  // No retryPolicy is configured, so gRPC itself only retries
+  // transparently (calls that never reached a server); retries of calls
+  // that may have run are ours and idempotency-aware.
+  if (o.connections > 1) {
+    // Otherwise channels with equal arguments share one connection.
+    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  }
+  return args;
+}
+
 }  // namespace
+
+Client::Endpoint Client::MakeEndpoint(const std::string& target,
+                                      const grpc::ChannelArguments& args) {
+  Endpoint ep;
+  ep.target = target;
+  ep.channel =
+      grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
+  ep.session = v1::SessionService::NewStub(ep.channel);
+  ep.admin = v1::AdminService::NewStub(ep.channel);
+  return ep;
+}
 
 absl::StatusOr<std::vector<std::string>> ResolveTargets(
     absl::string_view target) {
@@ -325,36 +360,138 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Create(ClientOptions options) {
   const ClientOptions& o = client->options_;
   for (int c = 0; c < o.connections; ++c) {
     for (const std::string& target : *targets) {
-      grpc::ChannelArguments args;
-      args.SetMaxReceiveMessageSize(o.max_message_bytes);
-      args.SetMaxSendMessageSize(o.max_message_bytes);
-      args.SetInt(
-          GRPC_ARG_KEEPALIVE_TIME_MS,
-          static_cast<int>(absl::ToInt64Milliseconds(o.keepalive_time)));
-      args.SetInt(
-          GRPC_ARG_KEEPALIVE_TIMEOUT_MS,
-          static_cast<int>(absl::ToInt64Milliseconds(o.keepalive_timeout)));
-      // Pinging idle connections gets them closed by servers with the
-      // default ping policy ("too_many_pings").
-      args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 0);
-      args.SetServiceConfigJSON(kRoundRobinConfig);
-      // No retryPolicy is configured, so gRPC itself only retries
-      // transparently (calls that never reached a server); retries of calls
-      // that may have run are ours and idempotency-aware.
-      if (o.connections > 1) {
-        // Otherwise channels with equal arguments share one connection.
-        args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+      grpc::ChannelArguments args = ChannelArgs(o);
+      client->endpoints_.push_back(MakeEndpoint(target, args));
+    }
+  }
+  if (o.route_to_owners) {
+    // Routing needs more than one node to choose from: a list of two or
+    // more addresses (calls then go only to those), or a dns:/// name
+    // (calls go to the members' advertised addresses).
+    std::optional<std::vector<std::string>> allowed;
+    bool route = false;
+    if (absl::StartsWith(o.target, "dns:")) {
+      route = true;
+    } else if (!HasScheme(o.target)) {
+      absl::StatusOr<std::vector<HostPort>> list = ParseList(o.target);
+      if (list.ok() && list->size() >= 2) {
+        route = true;
+        allowed.emplace();
+        for (const HostPort& hp : *list) allowed->push_back(hp.ToString());
       }
-      Endpoint ep;
-      ep.target = target;
-      ep.channel = grpc::CreateCustomChannel(
-          target, grpc::InsecureChannelCredentials(), args);
-      ep.session = v1::SessionService::NewStub(ep.channel);
-      ep.admin = v1::AdminService::NewStub(ep.channel);
-      client->endpoints_.push_back(std::move(ep));
+    }
+    if (route) {
+      client->placement_ = std::make_shared<Placement>(o, std::move(allowed));
     }
   }
   return client;
+}
+
+// ---------------------------------------------------------------------------
+// Owner routing
+
+// The ring as the cluster last reported it, and one endpoint per member's
+// client address. Shared with in-flight refreshes, so a refresh that
+// completes after the client is gone touches nothing freed.
+class Client::Placement {
+ public:
+  // `allowed`: the only client addresses calls may go to (none: any).
+  Placement(const ClientOptions& options,
+            std::optional<std::vector<std::string>> allowed)
+      : options_(options), allowed_(std::move(allowed)) {}
+
+  // Null when the ring is unknown or no owner of `id` is alive.
+  const Endpoint* OwnerOf(absl::string_view id) {
+    absl::MutexLock lock(&mu_);
+    if (ring_ == nullptr) return nullptr;
+    for (const std::string& owner : ring_->OwnersOfId(
+             std::string_view(id.data(), id.size()), n_)) {
+      auto it = members_.find(owner);
+      if (it != members_.end() && it->second.alive) return it->second.endpoint;
+    }
+    return nullptr;
+  }
+
+  // Whether a refresh is due; marks one in flight.
+  bool ShouldRefresh() {
+    absl::MutexLock lock(&mu_);
+    if (refreshing_ || absl::Now() - last_refresh_ < options_.ring_refresh) {
+      return false;
+    }
+    refreshing_ = true;
+    return true;
+  }
+
+  void Update(const absl::StatusOr<v1::ClusterStatusResponse>& status) {
+    absl::MutexLock lock(&mu_);
+    refreshing_ = false;
+    last_refresh_ = absl::Now();
+    if (!status.ok() || status->replication_factor() <= 0) return;
+    std::vector<std::string> nodes;
+    for (auto& [id, m] : members_) m.alive = false;
+    for (const v1::NodeStatus& node : status->nodes()) {
+      if (node.node_id().empty() || node.address().empty()) continue;
+      nodes.push_back(node.node_id());
+      if (allowed_ && std::find(allowed_->begin(), allowed_->end(),
+                                node.address()) == allowed_->end()) {
+        continue;  // an owner we may not call: its ids go anywhere
+      }
+      Member& m = members_[node.node_id()];
+      if (m.endpoint == nullptr || m.endpoint->target != node.address()) {
+        auto& slot = endpoints_[node.address()];
+        if (slot == nullptr) {
+          slot = std::make_unique<Endpoint>(
+              MakeEndpoint(node.address(), ChannelArgs(options_)));
+        }
+        m.endpoint = slot.get();
+      }
+      m.alive = node.liveness() == "ALIVE" && node.state() == "SERVING";
+    }
+    n_ = status->replication_factor();
+    ring_ = std::make_shared<const sg::replication::Ring>(nodes);
+  }
+
+ private:
+  struct Member {
+    const Endpoint* endpoint = nullptr;
+    bool alive = false;
+  };
+  const ClientOptions options_;
+  const std::optional<std::vector<std::string>> allowed_;
+  absl::Mutex mu_;
+  std::shared_ptr<const sg::replication::Ring> ring_ ABSL_GUARDED_BY(mu_);
+  int n_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::flat_hash_map<std::string, Member> members_ ABSL_GUARDED_BY(mu_);
+  // By client address; never removed (bounded by the cluster's members).
+  absl::flat_hash_map<std::string, std::unique_ptr<Endpoint>> endpoints_
+      ABSL_GUARDED_BY(mu_);
+  absl::Time last_refresh_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  bool refreshing_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+const Client::Endpoint& Client::EndpointFor(absl::string_view id) const {
+  if (placement_ == nullptr || id.empty()) return NextEndpoint();
+  if (placement_->ShouldRefresh()) {
+    struct Call {
+      grpc::ClientContext ctx;
+      v1::ClusterStatusRequest request;
+      v1::ClusterStatusResponse response;
+    };
+    auto call = std::make_shared<Call>();
+    call->ctx.set_deadline(absl::ToChronoTime(absl::Now() + options_.deadline));
+    std::shared_ptr<Placement> placement = placement_;
+    NextEndpoint().admin->async()->ClusterStatus(
+        &call->ctx, &call->request, &call->response,
+        [call, placement](grpc::Status status) {
+          if (status.ok()) {
+            placement->Update(call->response);
+          } else {
+            placement->Update(FromGrpcStatus(status));
+          }
+        });
+  }
+  const Endpoint* owner = placement_->OwnerOf(id);
+  return owner != nullptr ? *owner : NextEndpoint();
 }
 
 const Client::Endpoint& Client::NextEndpoint() const {
@@ -384,13 +521,17 @@ absl::Duration Client::NextBackoff(absl::Duration base) const {
 absl::Status Client::Invoke(
     bool idempotent,
     absl::FunctionRef<grpc::Status(const Endpoint&, grpc::ClientContext&)>
-        attempt) const {
+        attempt,
+    absl::string_view route_id) const {
   const absl::Time deadline = absl::Now() + options_.deadline;
   absl::Duration backoff = options_.initial_backoff;
   for (int n = 1;; ++n) {
     grpc::ClientContext context;
     context.set_deadline(absl::ToChronoTime(deadline));
-    const grpc::Status status = attempt(NextEndpoint(), context);
+    // The owner first; a retry goes to another node (the owner may be down).
+    const Endpoint& ep =
+        n == 1 && !route_id.empty() ? EndpointFor(route_id) : NextEndpoint();
+    const grpc::Status status = attempt(ep, context);
     if (status.ok()) return absl::OkStatus();
     if (!idempotent || status.error_code() != grpc::StatusCode::UNAVAILABLE ||
         n >= options_.max_attempts) {
@@ -405,13 +546,19 @@ absl::Status Client::Invoke(
 }
 
 // Body of a blocking RPC: STUB is `session` or `admin`, METHOD the RPC name.
-#define SG_SYNC_CALL(STUB, METHOD, IDEMPOTENT)                                 \
+#define SG_SYNC_CALL(STUB, METHOD, IDEMPOTENT) \
+  SG_ROUTED_CALL(STUB, METHOD, IDEMPOTENT, absl::string_view())
+
+// The same, sent first to the first live owner of ROUTE_ID.
+#define SG_ROUTED_CALL(STUB, METHOD, IDEMPOTENT, ROUTE_ID)                      \
   v1::METHOD##Response response;                                               \
-  absl::Status status =                                                        \
-      Invoke((IDEMPOTENT), [&](const Endpoint& ep, grpc::ClientContext& ctx) { \
+  absl::Status status = Invoke(                                                \
+      (IDEMPOTENT),                                                            \
+      [&](const Endpoint& ep, grpc::ClientContext& ctx) {                      \
         response.Clear();                                                      \
         return ep.STUB->METHOD(&ctx, request, &response);                      \
-      });                                                                      \
+      },                                                                       \
+      (ROUTE_ID));                                                             \
   if (!status.ok()) return status;                                             \
   return response
 
@@ -422,27 +569,27 @@ absl::StatusOr<v1::CreateResponse> Client::Create(
 
 absl::StatusOr<v1::GetResponse> Client::Get(
     const v1::GetRequest& request) const {
-  SG_SYNC_CALL(session, Get, true);
+  SG_ROUTED_CALL(session, Get, true, request.id());
 }
 
 absl::StatusOr<v1::TouchResponse> Client::Touch(
     const v1::TouchRequest& request) const {
-  SG_SYNC_CALL(session, Touch, true);
+  SG_ROUTED_CALL(session, Touch, true, request.id());
 }
 
 absl::StatusOr<v1::UpdateResponse> Client::Update(
     const v1::UpdateRequest& request) const {
-  SG_SYNC_CALL(session, Update, IsIdempotent(request));
+  SG_ROUTED_CALL(session, Update, IsIdempotent(request), request.id());
 }
 
 absl::StatusOr<v1::DeleteResponse> Client::Delete(
     const v1::DeleteRequest& request) const {
-  SG_SYNC_CALL(session, Delete, true);
+  SG_ROUTED_CALL(session, Delete, true, request.id());
 }
 
 absl::StatusOr<v1::RegenerateResponse> Client::Regenerate(
     const v1::RegenerateRequest& request) const {
-  SG_SYNC_CALL(session, Regenerate, false);
+  SG_ROUTED_CALL(session, Regenerate, false, request.id());
 }
 
 absl::StatusOr<v1::ListByPrincipalResponse> Client::ListByPrincipal(
@@ -499,7 +646,7 @@ absl::StatusOr<ServingStatus> Client::Health(absl::string_view service) const {
 
 void Client::GetAsync(v1::GetRequest request,
                       Callback<v1::GetResponse> done) const {
-  SessionStub* stub = NextSessionStub();
+  SessionStub* stub = EndpointFor(request.id()).session.get();
   StartAsync(options_.deadline, std::move(request), std::move(done),
              [stub](auto* ctx, auto* req, auto* resp, auto cb) {
                stub->async()->Get(ctx, req, resp, std::move(cb));
@@ -517,7 +664,7 @@ void Client::CreateAsync(v1::CreateRequest request,
 
 void Client::UpdateAsync(v1::UpdateRequest request,
                          Callback<v1::UpdateResponse> done) const {
-  SessionStub* stub = NextSessionStub();
+  SessionStub* stub = EndpointFor(request.id()).session.get();
   StartAsync(options_.deadline, std::move(request), std::move(done),
              [stub](auto* ctx, auto* req, auto* resp, auto cb) {
                stub->async()->Update(ctx, req, resp, std::move(cb));
@@ -526,7 +673,7 @@ void Client::UpdateAsync(v1::UpdateRequest request,
 
 void Client::TouchAsync(v1::TouchRequest request,
                         Callback<v1::TouchResponse> done) const {
-  SessionStub* stub = NextSessionStub();
+  SessionStub* stub = EndpointFor(request.id()).session.get();
   StartAsync(options_.deadline, std::move(request), std::move(done),
              [stub](auto* ctx, auto* req, auto* resp, auto cb) {
                stub->async()->Touch(ctx, req, resp, std::move(cb));
@@ -535,7 +682,7 @@ void Client::TouchAsync(v1::TouchRequest request,
 
 void Client::DeleteAsync(v1::DeleteRequest request,
                         Callback<v1::DeleteResponse> done) const {
-  SessionStub* stub = NextSessionStub();
+  SessionStub* stub = EndpointFor(request.id()).session.get();
   StartAsync(options_.deadline, std::move(request), std::move(done),
              [stub](auto* ctx, auto* req, auto* resp, auto cb) {
                stub->async()->Delete(ctx, req, resp, std::move(cb));
@@ -544,7 +691,7 @@ void Client::DeleteAsync(v1::DeleteRequest request,
 
 void Client::RegenerateAsync(v1::RegenerateRequest request,
                         Callback<v1::RegenerateResponse> done) const {
-  SessionStub* stub = NextSessionStub();
+  SessionStub* stub = EndpointFor(request.id()).session.get();
   StartAsync(options_.deadline, std::move(request), std::move(done),
              [stub](auto* ctx, auto* req, auto* resp, auto cb) {
                stub->async()->Regenerate(ctx, req, resp, std::move(cb));

@@ -83,6 +83,7 @@ AntiEntropy::AntiEntropy(AntiEntropyOptions options, store::SessionStore* store,
 AntiEntropy::~AntiEntropy() { Stop(); }
 
 void AntiEntropy::Start() {
+  last_ring_ = membership_->ring();
   thread_ = std::thread([this] { Loop(); });
 }
 
@@ -102,15 +103,77 @@ PeerRepairStats AntiEntropy::stats_for(const std::string& node_id) const {
 }
 
 void AntiEntropy::Loop() {
+  absl::Time next_round = clock_->Now() + options_.interval;
   for (;;) {
     {
       absl::MutexLock lock(&mu_);
       auto stop = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return stopping_; };
-      mu_.AwaitWithTimeout(absl::Condition(&stop), options_.interval);
+      // Wake at least every second to notice membership changes.
+      mu_.AwaitWithTimeout(
+          absl::Condition(&stop),
+          std::min(absl::Seconds(1),
+                   std::max(absl::ZeroDuration(), next_round - clock_->Now())));
       if (stopping_) return;
     }
+    std::shared_ptr<const Ring> ring = membership_->ring();
+    if (ring->nodes() != last_ring_->nodes()) {
+      const int64_t sent = Rebalance(*last_ring_, *ring);
+      LogInfo("ring changed: ranges streamed to their new owners",
+              {{"entries", absl::StrCat(sent)},
+               {"members", absl::StrCat(ring->size())}});
+      last_ring_ = ring;
+    }
+    if (clock_->Now() < next_round) continue;
     RunRound();
+    next_round = clock_->Now() + options_.interval;
   }
+}
+
+int64_t AntiEntropy::Rebalance(const Ring& before, const Ring& after) {
+  const std::string self = membership_->self_id();
+  const int n = options_.replication_factor;
+  constexpr int kChunk = 500;
+  absl::flat_hash_map<std::string, rpb::ApplyRequest> pending;
+  int64_t sent = 0;
+  auto flush = [&](const std::string& node, rpb::ApplyRequest& request) {
+    if (request.mutations_size() == 0) return;
+    auto stub = membership_->StubFor(node);
+    if (stub != nullptr) {
+      request.set_from_node(self);
+      rpb::ApplyResponse response;
+      grpc::ClientContext ctx;
+      ctx.set_deadline(absl::ToChronoTime(absl::Now() + options_.rpc_timeout));
+      // A failure is left to anti-entropy, which compares the same ranges.
+      if (stub->Apply(&ctx, request, &response).ok()) {
+        sent += request.mutations_size();
+      }
+    }
+    Throttle(request.mutations_size());
+    request.clear_mutations();
+  };
+  absl::Status s = store_->ForEachEntry(
+      [&](std::string_view id, const store::SessionRecord* session,
+          const store::TombstoneInfo* tombstone) {
+        const std::vector<std::string> old_owners = before.OwnersOfId(id, n);
+        for (const std::string& owner : after.OwnersOfId(id, n)) {
+          if (owner == self || std::find(old_owners.begin(), old_owners.end(),
+                                         owner) != old_owners.end()) {
+            continue;
+          }
+          rpb::ApplyRequest& request = pending[owner];
+          *request.add_mutations() =
+              session ? RecordMutation(*session)
+                      : TombstoneMutation(id, tombstone->version,
+                                          tombstone->gc_deadline);
+          if (request.mutations_size() >= kChunk) flush(owner, request);
+        }
+        absl::MutexLock lock(&mu_);
+        return !stopping_;
+      });
+  if (!s.ok()) LogWarn("rebalance scan failed", {{"error", s.ToString()}});
+  for (auto& [node, request] : pending) flush(node, request);
+  rebalanced_.fetch_add(sent);
+  return sent;
 }
 
 int64_t AntiEntropy::RunRound() {

@@ -79,6 +79,13 @@ class AntiEntropy final {
   // One round with every live peer now; returns entries copied.
   int64_t RunRound();
 
+  // After a membership change: sends every local entry to the owners the
+  // new ring gives it that the old one did not (a joining node gets its
+  // ranges; a leaving node's ranges get their new third owner). Returns
+  // the entries sent.
+  int64_t Rebalance(const Ring& before, const Ring& after);
+  int64_t rebalanced() const { return rebalanced_.load(); }
+
   PeerRepairStats stats_for(const std::string& node_id) const;
   int64_t total_repaired() const { return total_repaired_.load(); }
 
@@ -92,6 +99,8 @@ class AntiEntropy final {
   Membership* const membership_;
   Clock* const clock_;
   std::atomic<int64_t> total_repaired_{0};
+  std::atomic<int64_t> rebalanced_{0};
+  std::shared_ptr<const Ring> last_ring_;  // the loop thread's
 
   mutable absl::Mutex mu_;
   absl::flat_hash_map<std::string, PeerRepairStats> stats_ ABSL_GUARDED_BY(mu_);

@@ -62,6 +62,7 @@ class Cluster final {
   ~Cluster();
 
   Coordinator* coordinator() { return coordinator_.get(); }
+  const Coordinator* coordinator() const { return coordinator_.get(); }
   Membership* membership() { return membership_.get(); }
   int peer_port() const { return peer_port_; }
 
@@ -83,6 +84,7 @@ class Cluster final {
   }
 
   int64_t hints_pending() const { return hints_->pending(); }
+  int64_t hints_replayed() const { return hints_->replayed(); }
   int64_t anti_entropy_repaired() const { return anti_entropy_->total_repaired(); }
 
  private:

@@ -59,10 +59,23 @@ std::vector<std::string> Coordinator::OwnersOf(std::string_view id) const {
 }
 
 CoordinatorStats Coordinator::stats() const {
-  return CoordinatorStats{writes_acked_.load(),     writes_failed_.load(),
-                          read_repairs_.load(),     forwarded_cas_.load(),
+  return CoordinatorStats{writes_acked_.load(),
+                          writes_failed_.load(),
+                          read_repairs_.load(),
+                          forwarded_cas_.load(),
                           per_principal_evictions_.load(),
-                          replicated_evictions_.load()};
+                          replicated_evictions_.load(),
+                          coordinated_calls_.load(),
+                          coordinated_calls_not_owner_.load()};
+}
+
+void Coordinator::CountCall(const std::string& id) {
+  coordinated_calls_.fetch_add(1, std::memory_order_relaxed);
+  const std::vector<std::string> owners = OwnersOf(id);
+  if (std::find(owners.begin(), owners.end(), membership_->self_id()) ==
+      owners.end()) {
+    coordinated_calls_not_owner_.fetch_add(1, std::memory_order_relaxed);
+  }
 }
 
 // ---------------------------------------------------------------------------
@@ -195,8 +208,15 @@ void Coordinator::Read(const std::string& id, int want, bool strict,
       }
     }
   }
-  state->want = std::min<int>(want, static_cast<int>(owners.size()));
-  if (state->want <= 0) state->want = 1;
+  // Like W for writes, R is never lowered to fit: a node that knows fewer
+  // owners than the read needs (it has not found its peers yet) refuses.
+  state->want = std::min(want, options_.replication_factor);
+  if (static_cast<int>(owners.size()) < state->want) {
+    std::move(state->done)(absl::UnavailableError(absl::StrCat(
+        "this node knows ", owners.size(), " replica(s) of the id; the read "
+        "needs ", state->want, ": peers not reachable yet")));
+    return;
+  }
 
   // Decides under the lock what to do next; returns the owners to ask now.
   auto step = std::make_shared<
@@ -416,12 +436,14 @@ void Coordinator::WriteNew(SessionRecord record, Reply<SessionRecord> done) {
 }
 
 void Coordinator::Get(std::string id, bool touch, Reply<SessionRecord> done) {
-  if (!touch) return ReadLive(id, options_.read_quorum, false, std::move(done));
-  Touch(std::move(id), std::nullopt, std::move(done));
+  if (touch) return Touch(std::move(id), std::nullopt, std::move(done));
+  CountCall(id);
+  ReadLive(id, options_.read_quorum, false, std::move(done));
 }
 
 void Coordinator::Touch(std::string id, std::optional<absl::Duration> ttl,
                         Reply<SessionRecord> done) {
+  CountCall(id);
   ReadLive(id, options_.read_quorum, false,
            [this, ttl, done = std::move(done)](
                absl::StatusOr<SessionRecord> r) mutable {
@@ -443,6 +465,7 @@ void Coordinator::Touch(std::string id, std::optional<absl::Duration> ttl,
 
 void Coordinator::Update(std::string id, store::UpdateParams params,
                          Reply<SessionRecord> done) {
+  CountCall(id);
   if (params.expected_version) {
     const std::string owner = CasOwner(id);
     if (owner == membership_->self_id() || owner.empty()) {
@@ -614,6 +637,7 @@ void Coordinator::RunCasDelete(std::string id, store::Hlc expected,
 
 void Coordinator::Delete(std::string id, std::optional<store::Hlc> expected,
                          Reply<bool> done) {
+  CountCall(id);
   if (expected) {
     const std::string owner = CasOwner(id);
     auto stub = owner.empty() || owner == membership_->self_id()
@@ -668,6 +692,7 @@ void Coordinator::DeleteKnown(std::string id, Reply<bool> done) {
 void Coordinator::Regenerate(std::string id,
                              std::optional<std::string> principal,
                              Reply<SessionRecord> done) {
+  CountCall(id);
   ReadLive(id, options_.read_quorum, false,
            [this, id, principal = std::move(principal),
             done = std::move(done)](absl::StatusOr<SessionRecord> r) mutable {
@@ -734,9 +759,11 @@ void Coordinator::ListByPrincipal(std::string principal, size_t limit,
     absl::MutexLock lock(&state->mu);
     state->remaining = static_cast<int>(targets.size());
   }
-  auto add = [state](std::vector<SessionRecord> records, bool ok) {
+  auto add = [this, state, principal](std::vector<SessionRecord> records,
+                                      bool ok) {
     Reply<std::vector<SessionRecord>> reply;
-    std::vector<SessionRecord> out;
+    std::vector<SessionRecord> candidates;
+    bool none_answered = false;
     {
       absl::MutexLock lock(&state->mu);
       if (ok) ++state->answered;
@@ -745,21 +772,15 @@ void Coordinator::ListByPrincipal(std::string principal, size_t limit,
         if (!inserted && it->second.version < r.version) it->second = std::move(r);
       }
       if (--state->remaining > 0) return;
-      if (state->answered == 0) {
-        reply = std::move(state->done);
-      } else {
-        for (auto& [id, r] : state->merged) out.push_back(std::move(r));
-        reply = std::move(state->done);
-      }
+      none_answered = state->answered == 0;
+      for (auto& [id, r] : state->merged) candidates.push_back(std::move(r));
+      reply = std::move(state->done);
     }
-    if (out.empty() && !ok) {
-      // Nothing answered at all.
+    if (none_answered) {
+      return std::move(reply)(
+          absl::UnavailableError("no member answered the principal scan"));
     }
-    std::sort(out.begin(), out.end(), [](const SessionRecord& a, const SessionRecord& b) {
-      return a.id < b.id;
-    });
-    if (out.size() > state->limit) out.resize(state->limit);
-    std::move(reply)(std::move(out));
+    Confirm(principal, std::move(candidates), state->limit, std::move(reply));
   };
   const std::string self = membership_->self_id();
   for (const std::string& node : targets) {
@@ -799,6 +820,59 @@ void Coordinator::ListByPrincipal(std::string principal, size_t limit,
                                    }
                                    add(std::move(records), status.ok());
                                  });
+  }
+}
+
+// A member that missed a delete (or a principal change) still lists the
+// session: each candidate is confirmed by a read that meets every write
+// quorum, and kept only when its newest version is live and still the
+// principal's. Principal lists are short; these reads also repair.
+void Coordinator::Confirm(std::string principal,
+                          std::vector<SessionRecord> candidates, size_t limit,
+                          Reply<std::vector<SessionRecord>> done) {
+  if (candidates.empty()) return std::move(done)(std::vector<SessionRecord>{});
+  struct State {
+    absl::Mutex mu;
+    std::vector<SessionRecord> kept ABSL_GUARDED_BY(mu);
+    int remaining ABSL_GUARDED_BY(mu) = 0;
+    size_t limit = 0;
+    Reply<std::vector<SessionRecord>> done;
+  };
+  auto state = std::make_shared<State>();
+  state->limit = limit;
+  state->done = std::move(done);
+  {
+    absl::MutexLock lock(&state->mu);
+    state->remaining = static_cast<int>(candidates.size());
+  }
+  const int want = options_.replication_factor - options_.write_quorum + 1;
+  for (SessionRecord& candidate : candidates) {
+    SessionRecord fallback = std::move(candidate);
+    const std::string id = fallback.id;
+    Read(id, want, /*strict=*/false,
+         [state, principal, fallback = std::move(fallback)](
+             absl::StatusOr<ReadResult> r) mutable {
+           Reply<std::vector<SessionRecord>> reply;
+           std::vector<SessionRecord> out;
+           {
+             absl::MutexLock lock(&state->mu);
+             if (!r.ok()) {
+               // Too few owners to confirm: keep what a member listed.
+               state->kept.push_back(std::move(fallback));
+             } else if (r->newest && r->newest->principal == principal) {
+               state->kept.push_back(std::move(*r->newest));
+             }
+             if (--state->remaining > 0) return;
+             out = std::move(state->kept);
+             reply = std::move(state->done);
+           }
+           std::sort(out.begin(), out.end(),
+                     [](const SessionRecord& a, const SessionRecord& b) {
+                       return a.id < b.id;
+                     });
+           if (out.size() > state->limit) out.resize(state->limit);
+           std::move(reply)(std::move(out));
+         });
   }
 }
 

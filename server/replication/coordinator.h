@@ -42,6 +42,8 @@ struct CoordinatorStats {
   int64_t forwarded_cas = 0;
   int64_t per_principal_evictions = 0;
   int64_t replicated_evictions = 0;
+  int64_t coordinated_calls = 0;  // about one id (not Create)
+  int64_t coordinated_calls_not_owner = 0;
 };
 
 class Coordinator final : public store::SessionBackend {
@@ -110,6 +112,9 @@ class Coordinator final : public store::SessionBackend {
   void DeleteKnown(std::string id, store::Reply<bool> done);
   // The first live owner, where compare-and-set runs.
   std::string CasOwner(const std::string& id) const;
+  // Keeps the candidates a quorum read confirms as the principal's.
+  void Confirm(std::string principal, std::vector<store::SessionRecord> candidates,
+               size_t limit, store::Reply<std::vector<store::SessionRecord>> done);
   // Calls done, then (for a principal with a cap) trims its sessions.
   void AfterPrincipalWrite(store::SessionRecord record,
                            store::Reply<store::SessionRecord> done);
@@ -134,6 +139,10 @@ class Coordinator final : public store::SessionBackend {
   std::atomic<int64_t> forwarded_cas_{0};
   std::atomic<int64_t> per_principal_evictions_{0};
   std::atomic<int64_t> replicated_evictions_{0};
+  std::atomic<int64_t> coordinated_calls_{0};
+  std::atomic<int64_t> coordinated_calls_not_owner_{0};
+  // Counts a call about `id` coordinated here.
+  void CountCall(const std::string& id);
 };
 
 }  // namespace sg::replication

@@ -96,6 +96,15 @@ Membership::~Membership() { Stop(); }
 void Membership::Start() {
   ResolveDns();
   PingAllNow();
+  {
+    absl::MutexLock lock(&mu_);
+    auto answered = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+      return pings_outstanding_ == 0;
+    };
+    mu_.AwaitWithTimeout(absl::Condition(&answered),
+                         options_.ping_timeout + absl::Milliseconds(100));
+    UpdateLivenessLocked();
+  }
   thread_ = std::thread([this] { Loop(); });
 }
 
@@ -190,6 +199,7 @@ void Membership::SendPings() {
     for (auto& [address, peer] : peers_) {
       if (peer->self || peer->ping_in_flight) continue;
       peer->ping_in_flight = true;
+      ++pings_outstanding_;
       targets.emplace_back(address, peer->stub);
     }
   }
@@ -203,6 +213,7 @@ void Membership::SendPings() {
           absl::MutexLock lock(&mu_);
           Peer& peer = PeerAtLocked(address);
           peer.ping_in_flight = false;
+          --pings_outstanding_;
           if (!status.ok()) {
             if (status.error_code() == grpc::StatusCode::FAILED_PRECONDITION &&
                 !peer.duplicate) {

@@ -81,6 +81,9 @@ class Membership final {
     return peer_address_;
   }
 
+  // Sends a first round of heartbeats and waits (up to the ping timeout)
+  // for their answers, so the node serves knowing its peers; then starts
+  // the heartbeat thread.
   void Start();
   void Stop();  // idempotent; joins the thread
 
@@ -156,6 +159,7 @@ class Membership final {
   std::shared_ptr<const Ring> ring_ ABSL_GUARDED_BY(mu_);
   std::vector<std::string> ring_nodes_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  int pings_outstanding_ ABSL_GUARDED_BY(mu_) = 0;
   std::thread thread_;
 };
 

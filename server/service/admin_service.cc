@@ -28,6 +28,18 @@ void AdminServiceImpl::FillNodeStats(v1::NodeStats* out) const {
   out->set_disk_bytes(stats.disk_bytes);
   out->set_expirations(stats.expirations);
   out->set_creates(stats.creates);
+  if (const replication::Cluster* cluster =
+          cluster_.load(std::memory_order_acquire)) {
+    const replication::CoordinatorStats c =
+        cluster->coordinator()->stats();
+    out->set_coordinated_calls(c.coordinated_calls);
+    out->set_coordinated_calls_not_owner(c.coordinated_calls_not_owner);
+    out->set_quorum_writes(c.writes_acked);
+    out->set_quorum_write_failures(c.writes_failed);
+    out->set_read_repairs(c.read_repairs);
+    out->set_hints_pending(cluster->hints_pending());
+    out->set_hints_replayed(cluster->hints_replayed());
+  }
   out->set_reads(stats.reads);
   out->set_writes(stats.writes);
   out->set_deletes(stats.deletes);

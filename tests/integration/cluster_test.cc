@@ -14,6 +14,9 @@
 #include "absl/synchronization/mutex.h"
 #include "gtest/gtest.h"
 #include "sessiongrid/replica/v1/replica.grpc.pb.h"
+#include "absl/strings/str_join.h"
+#include "server/replication/ring.h"
+#include "sessiongrid/client.h"
 #include "tests/testutil/cluster.h"
 
 namespace sg {
@@ -573,6 +576,25 @@ TEST_F(ClusterTest, ScaleThreeToFourToThreeLosesNoSession) {
   ASSERT_TRUE(st.ok());
   EXPECT_EQ(st->nodes_size(), 4);
   EXPECT_LT(st->nodes(0).ring_share(), 1.0);  // N = 3 of 4 now
+  // The joiner is streamed the ranges it gained: every session written
+  // before it joined and now owned by it is in its own store.
+  const replication::Ring four({"n0", "n1", "n2", "n3"});
+  std::vector<std::string> gained;
+  for (const std::string& id : acked) {
+    auto owners = four.OwnersOfId(id, 3);
+    if (std::find(owners.begin(), owners.end(), "n3") != owners.end()) {
+      gained.push_back(id);
+    }
+  }
+  EXPECT_GT(gained.size(), 50u);
+  EXPECT_TRUE(PollUntil(
+      [&] {
+        for (const std::string& id : gained) {
+          if (!HoldsLive(added, id)) return false;
+        }
+        return true;
+      },
+      absl::Seconds(20)));
   load(300);
   // The fourth node leaves for good (drained, then gone).
   cluster_->Terminate(added);
@@ -587,6 +609,83 @@ TEST_F(ClusterTest, ScaleThreeToFourToThreeLosesNoSession) {
     if (!found) ++lost;
   }
   EXPECT_EQ(lost, 0);
+}
+
+// With four nodes and N = 3 a node is not an owner of every id: the
+// ring-aware client sends each call about an id to one of its owners.
+TEST_F(ClusterTest, RingAwareClientSendsCallsToAnOwner) {
+  StartCluster(4);
+  std::vector<std::string> targets;
+  for (int i = 0; i < 4; ++i) targets.push_back(cluster_->node(i).client_address());
+  auto make_client = [&](bool route) {
+    client::ClientOptions options;
+    options.target = absl::StrJoin(targets, ",");
+    options.route_to_owners = route;
+    options.ring_refresh = absl::Milliseconds(100);
+    auto c = client::Client::Create(options);
+    EXPECT_TRUE(c.ok()) << c.status();
+    return std::move(*c);
+  };
+  auto not_owner_calls = [&] {
+    int64_t total = 0;
+    for (int i = 0; i < 4; ++i) {
+      v1::NodeStatsResponse st;
+      EXPECT_TRUE(Call([&](grpc::ClientContext* ctx) {
+                    return cluster_->admin(i).NodeStats(ctx, v1::NodeStatsRequest(), &st);
+                  }).ok());
+      total += st.stats().coordinated_calls_not_owner();
+    }
+    return total;
+  };
+  std::unique_ptr<client::Client> routed = make_client(true);
+  std::vector<std::string> ids;
+  for (int n = 0; n < 200; ++n) {
+    v1::CreateRequest req;
+    req.set_data("r");
+    auto created = routed->Create(req);
+    ASSERT_TRUE(created.ok()) << created.status();
+    ids.push_back(created->session().id());
+  }
+  // Once the client has the ring, no keyed call lands on a non-owner.
+  ASSERT_TRUE(PollUntil(
+      [&] {
+        v1::GetRequest probe;
+        probe.set_id(ids[0]);
+        (void)routed->Get(probe);
+        absl::SleepFor(absl::Milliseconds(20));
+        const int64_t before = not_owner_calls();
+        for (int k = 0; k < 20; ++k) {
+          v1::GetRequest req;
+          req.set_id(ids[k]);
+          (void)routed->Get(req);
+        }
+        return not_owner_calls() == before;
+      },
+      absl::Seconds(10)));
+  const int64_t before = not_owner_calls();
+  for (const std::string& id : ids) {
+    v1::GetRequest req;
+    req.set_id(id);
+    ASSERT_TRUE(routed->Get(req).ok());
+  }
+  EXPECT_EQ(not_owner_calls(), before);
+  // Without routing a quarter of them would hop: the counter can move.
+  std::unique_ptr<client::Client> rotating = make_client(false);
+  for (const std::string& id : ids) {
+    v1::GetRequest req;
+    req.set_id(id);
+    ASSERT_TRUE(rotating->Get(req).ok());
+  }
+  EXPECT_GT(not_owner_calls(), before + 10);
+  // An owner down: calls fall back to another node and keep succeeding.
+  cluster_->Kill(3);
+  int failed = 0;
+  for (const std::string& id : ids) {
+    v1::GetRequest req;
+    req.set_id(id);
+    if (!routed->Get(req).ok()) ++failed;
+  }
+  EXPECT_EQ(failed, 0);
 }
 
 TEST_F(ClusterTest, DuplicateNodeIdsRefuseToFormACluster) {

@@ -29,6 +29,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "grpcpp/channel.h"
+#include "grpcpp/support/channel_arguments.h"
 #include "grpcpp/client_context.h"
 #include "grpcpp/support/status.h"
 #include "sessiongrid/v1/admin.grpc.pb.h"
@@ -77,6 +78,14 @@ struct ClientOptions {
   // subchannel pool). More than one helps a single process push many
   // concurrent calls.
   int connections = 1;
+
+  // Owner routing: the client learns the cluster's ring (ClusterStatus,
+  // refreshed every `ring_refresh` while calls are made) and sends a call
+  // about one id to that id's first live owner, saving the coordinator a
+  // hop; a retry, and any call made before the ring is known, goes to the
+  // next node of `target`. Off: every call rotates over `target`.
+  bool route_to_owners = true;
+  absl::Duration ring_refresh = absl::Seconds(5);
 
   // OK when every field is usable; INVALID_ARGUMENT naming the field
   // otherwise. Does no I/O.
@@ -224,20 +233,31 @@ class Client final {
   };
 
   explicit Client(ClientOptions options);
+  static Endpoint MakeEndpoint(const std::string& target,
+                               const grpc::ChannelArguments& args);
 
   const Endpoint& NextEndpoint() const;
+  // The first live owner's endpoint for `id` when the ring is known (and
+  // routing is on), else NextEndpoint(). Starts a ring refresh when stale.
+  const Endpoint& EndpointFor(absl::string_view id) const;
+
+  class Placement;
+  friend class Placement;
 
   // Runs `attempt` with a fresh context per try, within options_.deadline,
   // retrying UNAVAILABLE with backoff when `idempotent`.
+  // The first attempt goes to EndpointFor(route_id) when it is not empty.
   absl::Status Invoke(
       bool idempotent,
       absl::FunctionRef<grpc::Status(const Endpoint&, grpc::ClientContext&)>
-          attempt) const;
+          attempt,
+      absl::string_view route_id = {}) const;
 
   absl::Duration NextBackoff(absl::Duration base) const;
 
   const ClientOptions options_;
   std::vector<Endpoint> endpoints_;  // fixed after Create
+  std::shared_ptr<Placement> placement_;  // null when routing is off
   mutable std::atomic<uint64_t> next_endpoint_{0};
   mutable absl::Mutex rng_mu_;
   mutable std::mt19937_64 rng_ ABSL_GUARDED_BY(rng_mu_);

@@ -320,11 +320,14 @@ TEST_F(MemoryGovernorTest, DiskPassReclaimsGarbageBeforeEvicting) {
     ASSERT_TRUE(store_->Delete(anon[i], std::nullopt).ok());
   }
   ASSERT_TRUE(store_->FlushMemtables(/*wait=*/true).ok());
-  ASSERT_GT(store_->DiskBytes(), 2 << 20);
+  // RocksDB's own background compaction may reclaim the garbage first (it
+  // races this test); either way the pass must not evict a live session.
+  const int64_t before = store_->DiskBytes();
   ASSERT_TRUE(governor_->TickDisk().ok());
   EXPECT_LE(store_->DiskBytes(), 2 << 20);
   EXPECT_EQ(store_->Stats().evictions.total, 0);
   EXPECT_EQ(CountExisting({anon.begin() + 2500, anon.end()}), 500);
+  if (before > (2 << 20)) EXPECT_GE(governor_->Stats().disk_reclaims, 1);
 }
 
 TEST(GovernorOptionsTest, ErrorsNameTheFieldOfTheFlag) {
