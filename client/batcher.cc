@@ -1,5 +1,7 @@
 #include "sessiongrid/batcher.h"
 
+#include <type_traits>
+
 #include <chrono>
 
 #include "absl/strings/str_cat.h"
@@ -110,7 +112,9 @@ namespace {
 // Owns one batch RPC's buffers until its completion runs.
 template <typename BatchRequest, typename BatchResponse, typename Request>
 struct BatchCall {
-  grpc::ClientContext context;
+  // Replaced by a fresh one when the batch is sent again.
+  std::unique_ptr<grpc::ClientContext> context =
+      std::make_unique<grpc::ClientContext>();
   BatchRequest request;
   BatchResponse response;
   std::vector<SessionBatcher::SessionCallback> callbacks;
@@ -118,8 +122,8 @@ struct BatchCall {
   BatchCall(std::vector<std::pair<Request, SessionBatcher::SessionCallback>>
                 batch,
             absl::Duration deadline) {
-    context.set_deadline(std::chrono::system_clock::now() +
-                         absl::ToChronoNanoseconds(deadline));
+    context->set_deadline(std::chrono::system_clock::now() +
+                          absl::ToChronoNanoseconds(deadline));
     request.mutable_requests()->Reserve(static_cast<int>(batch.size()));
     callbacks.reserve(batch.size());
     for (auto& [req, done] : batch) {
@@ -161,15 +165,38 @@ void SessionBatcher::SendBatchRpc(
   using Call = BatchCall<BatchRequest, BatchResponse, Request>;
   auto* call = new Call(std::move(batch), options_.deadline);
   int64_t entries = static_cast<int64_t>(call->callbacks.size());
-  start(client_->NextSessionStub()->async(), &call->context, &call->request,
-        &call->response,
-        [this, call, entries, finished = std::move(finished)](grpc::Status s) {
-          call->Deliver(s);
-          delete call;
-          finished();
-          absl::MutexLock lock(&stats_mu_);
-          outstanding_ -= entries;
-        });
+  // Reads may be sent twice: a batch of Gets that met a node that is down
+  // (UNAVAILABLE) is sent once more, to the next node, with a fresh context
+  // and what is left of the deadline. Creates never are (a lost answer
+  // would mint a second session).
+  constexpr bool kIdempotent = std::is_same_v<Request, v1::GetRequest>;
+  const auto deadline = std::chrono::system_clock::now() +
+                        absl::ToChronoNanoseconds(options_.deadline);
+  auto complete = std::make_shared<std::function<void(grpc::Status)>>();
+  *complete = [this, call, entries, deadline, start, complete,
+               retried = false,
+               finished = std::move(finished)](grpc::Status s) mutable {
+    if (kIdempotent && !retried && s.error_code() == grpc::StatusCode::UNAVAILABLE &&
+        std::chrono::system_clock::now() < deadline) {
+      retried = true;
+      call->context = std::make_unique<grpc::ClientContext>();
+      call->context->set_deadline(deadline);
+      call->response.Clear();
+      start(client_->NextSessionStub()->async(), call->context.get(), &call->request,
+            &call->response, [complete](grpc::Status again) { (*complete)(again); });
+      return;
+    }
+    call->Deliver(s);
+    delete call;
+    finished();
+    {
+      absl::MutexLock lock(&stats_mu_);
+      outstanding_ -= entries;
+    }
+    complete.reset();  // breaks the self-reference; `this` lambda stays alive
+  };
+  start(client_->NextSessionStub()->async(), call->context.get(), &call->request,
+        &call->response, [complete](grpc::Status s) { (*complete)(s); });
 }
 
 void SessionBatcher::SendRpc(

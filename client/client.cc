@@ -183,21 +183,33 @@ struct AsyncCall {
   Client::Callback<Response> done;
 };
 
+// Starts `start(stub, ctx, req, resp, cb)` on `stub`. An idempotent call
+// that fails with UNAVAILABLE (its node is down or draining) is tried once
+// more on `next()`'s stub within what is left of the deadline.
 template <typename Request, typename Response, typename Start>
-void StartAsync(absl::Duration deadline, Request request,
-                Client::Callback<Response> done, Start start) {
+void StartAsync(Client::SessionStub* stub, bool idempotent, absl::Time deadline,
+                Request request, Client::Callback<Response> done, Start start,
+                std::function<Client::SessionStub*()> next) {
   auto* call = new AsyncCall<Request, Response>;
-  call->context.set_deadline(absl::ToChronoTime(absl::Now() + deadline));
+  call->context.set_deadline(absl::ToChronoTime(deadline));
   call->request = std::move(request);
   call->done = std::move(done);
-  start(&call->context, &call->request, &call->response,
-        [call](grpc::Status status) {
+  start(stub, &call->context, &call->request, &call->response,
+        [call, idempotent, deadline, start, next](grpc::Status status) {
           std::unique_ptr<AsyncCall<Request, Response>> owned(call);
           if (status.ok()) {
             owned->done(std::move(owned->response));
-          } else {
-            owned->done(FromGrpcStatus(status));
+            return;
           }
+          if (idempotent && next != nullptr &&
+              status.error_code() == grpc::StatusCode::UNAVAILABLE &&
+              absl::Now() < deadline) {
+            StartAsync(next(), /*idempotent=*/false, deadline,
+                       std::move(owned->request), std::move(owned->done), start,
+                       nullptr);
+            return;
+          }
+          owned->done(FromGrpcStatus(status));
         });
 }
 
@@ -645,57 +657,75 @@ absl::StatusOr<ServingStatus> Client::Health(absl::string_view service) const {
 }
 
 void Client::GetAsync(v1::GetRequest request,
-                      Callback<v1::GetResponse> done) const {
+                       Callback<v1::GetResponse> done) const {
   SessionStub* stub = EndpointFor(request.id()).session.get();
-  StartAsync(options_.deadline, std::move(request), std::move(done),
-             [stub](auto* ctx, auto* req, auto* resp, auto cb) {
-               stub->async()->Get(ctx, req, resp, std::move(cb));
-             });
+  const bool idempotent = true;
+  StartAsync(stub, idempotent, absl::Now() + options_.deadline, std::move(request),
+             std::move(done),
+             [](SessionStub* s, auto* ctx, auto* req, auto* resp, auto cb) {
+               s->async()->Get(ctx, req, resp, std::move(cb));
+             },
+             [this] { return NextSessionStub(); });
 }
 
 void Client::CreateAsync(v1::CreateRequest request,
-                         Callback<v1::CreateResponse> done) const {
+                       Callback<v1::CreateResponse> done) const {
   SessionStub* stub = NextSessionStub();
-  StartAsync(options_.deadline, std::move(request), std::move(done),
-             [stub](auto* ctx, auto* req, auto* resp, auto cb) {
-               stub->async()->Create(ctx, req, resp, std::move(cb));
-             });
+  const bool idempotent = false;
+  StartAsync(stub, idempotent, absl::Now() + options_.deadline, std::move(request),
+             std::move(done),
+             [](SessionStub* s, auto* ctx, auto* req, auto* resp, auto cb) {
+               s->async()->Create(ctx, req, resp, std::move(cb));
+             },
+             [this] { return NextSessionStub(); });
 }
 
 void Client::UpdateAsync(v1::UpdateRequest request,
-                         Callback<v1::UpdateResponse> done) const {
+                       Callback<v1::UpdateResponse> done) const {
   SessionStub* stub = EndpointFor(request.id()).session.get();
-  StartAsync(options_.deadline, std::move(request), std::move(done),
-             [stub](auto* ctx, auto* req, auto* resp, auto cb) {
-               stub->async()->Update(ctx, req, resp, std::move(cb));
-             });
+  const bool idempotent = IsIdempotent(request);
+  StartAsync(stub, idempotent, absl::Now() + options_.deadline, std::move(request),
+             std::move(done),
+             [](SessionStub* s, auto* ctx, auto* req, auto* resp, auto cb) {
+               s->async()->Update(ctx, req, resp, std::move(cb));
+             },
+             [this] { return NextSessionStub(); });
 }
 
 void Client::TouchAsync(v1::TouchRequest request,
-                        Callback<v1::TouchResponse> done) const {
+                       Callback<v1::TouchResponse> done) const {
   SessionStub* stub = EndpointFor(request.id()).session.get();
-  StartAsync(options_.deadline, std::move(request), std::move(done),
-             [stub](auto* ctx, auto* req, auto* resp, auto cb) {
-               stub->async()->Touch(ctx, req, resp, std::move(cb));
-             });
+  const bool idempotent = true;
+  StartAsync(stub, idempotent, absl::Now() + options_.deadline, std::move(request),
+             std::move(done),
+             [](SessionStub* s, auto* ctx, auto* req, auto* resp, auto cb) {
+               s->async()->Touch(ctx, req, resp, std::move(cb));
+             },
+             [this] { return NextSessionStub(); });
 }
 
 void Client::DeleteAsync(v1::DeleteRequest request,
-                        Callback<v1::DeleteResponse> done) const {
+                       Callback<v1::DeleteResponse> done) const {
   SessionStub* stub = EndpointFor(request.id()).session.get();
-  StartAsync(options_.deadline, std::move(request), std::move(done),
-             [stub](auto* ctx, auto* req, auto* resp, auto cb) {
-               stub->async()->Delete(ctx, req, resp, std::move(cb));
-             });
+  const bool idempotent = true;
+  StartAsync(stub, idempotent, absl::Now() + options_.deadline, std::move(request),
+             std::move(done),
+             [](SessionStub* s, auto* ctx, auto* req, auto* resp, auto cb) {
+               s->async()->Delete(ctx, req, resp, std::move(cb));
+             },
+             [this] { return NextSessionStub(); });
 }
 
 void Client::RegenerateAsync(v1::RegenerateRequest request,
-                        Callback<v1::RegenerateResponse> done) const {
+                       Callback<v1::RegenerateResponse> done) const {
   SessionStub* stub = EndpointFor(request.id()).session.get();
-  StartAsync(options_.deadline, std::move(request), std::move(done),
-             [stub](auto* ctx, auto* req, auto* resp, auto cb) {
-               stub->async()->Regenerate(ctx, req, resp, std::move(cb));
-             });
+  const bool idempotent = false;
+  StartAsync(stub, idempotent, absl::Now() + options_.deadline, std::move(request),
+             std::move(done),
+             [](SessionStub* s, auto* ctx, auto* req, auto* resp, auto cb) {
+               s->async()->Regenerate(ctx, req, resp, std::move(cb));
+             },
+             [this] { return NextSessionStub(); });
 }
 
 absl::Status Client::WaitForConnected(absl::Duration timeout) const {

@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
 #include "sessiongrid/replica/v1/replica.grpc.pb.h"
 #include "absl/strings/str_join.h"
@@ -677,15 +678,26 @@ TEST_F(ClusterTest, RingAwareClientSendsCallsToAnOwner) {
     ASSERT_TRUE(rotating->Get(req).ok());
   }
   EXPECT_GT(not_owner_calls(), before + 10);
-  // An owner down: calls fall back to another node and keep succeeding.
+  // An owner down (before the ring says so): calls fall back to another
+  // node and keep succeeding, the asynchronous ones (what the edge uses)
+  // included.
   cluster_->Kill(3);
-  int failed = 0;
+  int failed = 0, async_failed = 0;
   for (const std::string& id : ids) {
     v1::GetRequest req;
     req.set_id(id);
     if (!routed->Get(req).ok()) ++failed;
+    absl::Notification done;
+    bool ok = false;
+    routed->GetAsync(req, [&](absl::StatusOr<v1::GetResponse> r) {
+      ok = r.ok();
+      done.Notify();
+    });
+    done.WaitForNotification();
+    if (!ok) ++async_failed;
   }
   EXPECT_EQ(failed, 0);
+  EXPECT_EQ(async_failed, 0);
 }
 
 TEST_F(ClusterTest, DuplicateNodeIdsRefuseToFormACluster) {

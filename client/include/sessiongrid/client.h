@@ -188,7 +188,7 @@ class Client final {
   // not know the service answers NOT_FOUND, returned as an error.
   absl::StatusOr<ServingStatus> Health(absl::string_view service = "") const;
 
-  // --- Asynchronous surface (no retries). ---
+  // --- Asynchronous surface (one retry for idempotent calls). ---
 
   // Completion callback of an async call. Runs on a gRPC callback thread:
   // keep it short and do not block in it.
@@ -196,7 +196,10 @@ class Client final {
   using Callback = std::function<void(absl::StatusOr<Response>)>;
 
   // Starts a call and returns at once; `done` runs exactly once with the
-  // result. The client must outlive the call. Not retried.
+  // result. The client must outlive the call. A call about one id goes to
+  // its first live owner (see route_to_owners); an idempotent one (Get,
+  // Touch, Delete, Update with an expected version) that fails with
+  // UNAVAILABLE is tried once more on the next node, within the deadline.
   void GetAsync(sessiongrid::v1::GetRequest request,
                 Callback<sessiongrid::v1::GetResponse> done) const;
   void CreateAsync(sessiongrid::v1::CreateRequest request,
