@@ -357,9 +357,11 @@ std::vector<MemberView> Membership::Members() const {
       continue;
     }
     // One line per node id: the address it answers on best.
-    auto same = std::find_if(out.begin(), out.end(), [&](const MemberView& m) {
-      return !peer->node_id.empty() && m.node_id == peer->node_id;
-    });
+    // (Captured by name: clang 14 cannot capture a structured binding.)
+    auto same = std::find_if(
+        out.begin(), out.end(), [&id = peer->node_id](const MemberView& m) {
+          return !id.empty() && m.node_id == id;
+        });
     MemberView view{peer->node_id, peer->address,   peer->client_address,
                     peer->liveness, peer->since,    peer->sessions,
                     false,          peer->draining};
