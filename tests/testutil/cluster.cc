@@ -74,8 +74,11 @@ TestCluster::TestCluster(std::string server_bin, std::string dir, int size,
     nodes_.push_back(n);
   }
   procs_.resize(size);
-  session_stubs_.resize(size);
-  admin_stubs_.resize(size);
+  {
+    absl::MutexLock lock(&stubs_mu_);
+    session_stubs_.resize(size);
+    admin_stubs_.resize(size);
+  }
   node_flags_.resize(size);
   node_wrappers_.resize(size);
 }
@@ -120,6 +123,11 @@ std::vector<std::string> TestCluster::ArgsFor(int i) const {
 void TestCluster::Connect(int i) {
   auto channel = grpc::CreateChannel(nodes_[i].client_address(),
                                      grpc::InsecureChannelCredentials());
+  absl::MutexLock lock(&stubs_mu_);
+  if (session_stubs_[i] != nullptr) {
+    retired_session_stubs_.push_back(std::move(session_stubs_[i]));
+    retired_admin_stubs_.push_back(std::move(admin_stubs_[i]));
+  }
   session_stubs_[i] = v1::SessionService::NewStub(channel);
   admin_stubs_[i] = v1::AdminService::NewStub(channel);
 }
@@ -146,8 +154,11 @@ int TestCluster::AddNode(std::vector<std::string> extra) {
   n.data_dir = absl::StrCat(dir_, "/", n.node_id);
   nodes_.push_back(n);
   procs_.emplace_back();
-  session_stubs_.emplace_back();
-  admin_stubs_.emplace_back();
+  {
+    absl::MutexLock lock(&stubs_mu_);
+    session_stubs_.emplace_back();
+    admin_stubs_.emplace_back();
+  }
   node_flags_.push_back(std::move(extra));
   node_wrappers_.emplace_back();
   Start(size() - 1);
@@ -177,8 +188,14 @@ void TestCluster::Wipe(int i) {
   std::filesystem::remove_all(nodes_[i].data_dir, ec);
 }
 
-v1::SessionService::Stub& TestCluster::sessions(int i) { return *session_stubs_[i]; }
-v1::AdminService::Stub& TestCluster::admin(int i) { return *admin_stubs_[i]; }
+v1::SessionService::Stub& TestCluster::sessions(int i) {
+  absl::MutexLock lock(&stubs_mu_);
+  return *session_stubs_[i];
+}
+v1::AdminService::Stub& TestCluster::admin(int i) {
+  absl::MutexLock lock(&stubs_mu_);
+  return *admin_stubs_[i];
+}
 
 absl::StatusOr<v1::ReadLocalResponse> TestCluster::ReadLocal(int i,
                                                             const std::string& id) {

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
 #include "sessiongrid/v1/admin.grpc.pb.h"
@@ -67,6 +68,9 @@ class TestCluster final {
   // a NAME that resolves to those addresses). Call before Start().
   void UsePeerDns(const std::string& name);
 
+  // Thread-safe, also while node i restarts: a stub a restart replaces is
+  // kept alive until the cluster is destroyed, so a caller still using it
+  // gets an RPC error, never a dangling stub.
   sessiongrid::v1::SessionService::Stub& sessions(int i);
   sessiongrid::v1::AdminService::Stub& admin(int i);
 
@@ -94,8 +98,16 @@ class TestCluster final {
   std::string peer_dns_;
   std::vector<NodeSpec> nodes_;
   std::vector<std::unique_ptr<Subprocess>> procs_;
-  std::vector<std::unique_ptr<sessiongrid::v1::SessionService::Stub>> session_stubs_;
-  std::vector<std::unique_ptr<sessiongrid::v1::AdminService::Stub>> admin_stubs_;
+  // Load threads read the stubs while the test thread restarts nodes.
+  mutable absl::Mutex stubs_mu_;
+  std::vector<std::unique_ptr<sessiongrid::v1::SessionService::Stub>> session_stubs_
+      ABSL_GUARDED_BY(stubs_mu_);
+  std::vector<std::unique_ptr<sessiongrid::v1::AdminService::Stub>> admin_stubs_
+      ABSL_GUARDED_BY(stubs_mu_);
+  std::vector<std::unique_ptr<sessiongrid::v1::SessionService::Stub>> retired_session_stubs_
+      ABSL_GUARDED_BY(stubs_mu_);
+  std::vector<std::unique_ptr<sessiongrid::v1::AdminService::Stub>> retired_admin_stubs_
+      ABSL_GUARDED_BY(stubs_mu_);
 };
 
 }  // namespace sg::testutil
