@@ -14,36 +14,14 @@
 #include <vector>
 
 #include "absl/time/time.h"
+#include "common/prometheus_text.h"
 #include "edge/session_cookie.h"
 #include "edge/session_protocol.h"
 
 namespace sg::edge {
 
-// A fixed-bucket latency histogram. Thread-safe.
-class Histogram final {
- public:
-  // Upper bounds in seconds, ascending (a +Inf bucket is implicit).
-  explicit Histogram(std::vector<double> bounds);
-  Histogram(const Histogram&) = delete;
-  Histogram& operator=(const Histogram&) = delete;
-
-  void Observe(absl::Duration d);
-  uint64_t count() const { return count_.load(std::memory_order_relaxed); }
-
-  // Appends `name`_bucket/_sum/_count lines; `labels` is either empty or
-  // `key="value",...` without braces.
-  void Render(std::string* out, std::string_view name,
-              std::string_view labels) const;
-
-  // The default latency buckets: 0.25 ms .. 10 s.
-  static std::vector<double> DefaultBounds();
-
- private:
-  std::vector<double> bounds_;
-  std::unique_ptr<std::atomic<uint64_t>[]> buckets_;  // non-cumulative
-  std::atomic<uint64_t> count_{0};
-  std::atomic<uint64_t> sum_nanos_{0};
-};
+// The shared lock-free latency histogram (common/prometheus_text.h).
+using Histogram = prometheus::Histogram;
 
 // Session service RPCs the edge makes.
 enum class SessionMethod : uint8_t {
@@ -212,6 +190,6 @@ class EdgeMetrics final {
 };
 
 // Appends a Prometheus label value, escaping backslash, quote and newline.
-void AppendLabelValue(std::string* out, std::string_view value);
+using prometheus::AppendLabelValue;
 
 }  // namespace sg::edge

@@ -142,6 +142,20 @@ int main(int argc, char** argv) {
                     "hints).");
   flags.AddDuration("replica-timeout", &cluster.replica_timeout,
                     "Deadline of each call to a peer.");
+  // On by default, best effort: a default port already taken (several
+  // nodes on one host) is logged and skipped; an explicit one must bind.
+  options.metrics_listen = "0.0.0.0:9400";
+  options.metrics_listen_required = false;
+  flags.AddCustom(
+      "metrics-listen", options.metrics_listen,
+      "HOST:PORT to serve Prometheus text on /metrics (sessions, memory, "
+      "RocksDB, RPC latency, peers, hints); port 0 picks a free port, empty "
+      "disables it.",
+      [&options](std::string_view text) {
+        options.metrics_listen = std::string(text);
+        options.metrics_listen_required = true;
+        return absl::OkStatus();
+      });
   flags.AddBool("allow-client-ids", &options.allow_client_ids,
                 "Let clients choose session ids (CreateRequest.id, 22-128 "
                 "base64url characters): only for a trusted application that "

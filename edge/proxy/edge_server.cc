@@ -155,6 +155,7 @@ class EdgeServerImpl final : public EdgeServer {
         fo, sh.backend.get(), sh.signer.get(), sh.metrics.get(), Clock::Real());
     sh.monitor = std::make_unique<ServiceMonitor>(sh.client.get(),
                                                   sh.options.stats_interval);
+    sh.admin_handlers = MakeAdminHandlers(&sh);
 
     int threads = sh.options.threads;
     if (threads <= 0) {

@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "absl/time/time.h"
+#include "common/http_admin/handler_table.h"
 #include "edge/classifier/classifier.h"
 #include "edge/edge_options.h"
 #include "edge/grpc_backend.h"
@@ -46,6 +47,8 @@ struct Shared {
   std::atomic<bool> draining{false};  // /readyz fails
   std::atomic<bool> closing{false};   // listener closed: finish and close
   std::atomic<int64_t> pool_idle{0};
+  // The admin listener's routes (admin_server.h), over this struct.
+  http_admin::HandlerTable admin_handlers;
 
   // The breaker is open or the background poll cannot reach the service.
   bool ServiceKnownDown() const;

@@ -1,17 +1,20 @@
 #include "server/service/node_server.h"
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
-#include <grpcpp/health_check_service_interface.h>
 #include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
 
 #include <thread>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/host_port.h"
+#include "common/http_admin/server.h"
 #include "common/log.h"
 #include "common/status_macros.h"
 #include "server/service/admin_service.h"
+#include "server/service/rpc_metrics.h"
+#include "server/service/server_metrics.h"
 #include "server/service/session_service.h"
 #include "server/store/expiry_sweeper.h"
 
@@ -26,6 +29,14 @@ absl::Status ServerOptions::Validate() const {
   if (drain_timeout < absl::ZeroDuration()) {
     return absl::InvalidArgumentError("--drain-timeout must not be negative");
   }
+  if (!metrics_listen.empty()) {
+    const size_t c = metrics_listen.rfind(':');
+    if (c == std::string::npos || c + 1 == metrics_listen.size()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("metrics_listen must be HOST:PORT or empty, got '",
+                       metrics_listen, "'"));
+    }
+  }
   if (sweep_interval <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("--sweep-interval must be positive");
   }
@@ -37,6 +48,8 @@ absl::Status ServerOptions::Validate() const {
 class NodeServer::Impl {
  public:
   ServerOptions options;
+  // Outlives the gRPC server, whose interceptors record into it.
+  std::unique_ptr<RpcMetrics> rpc_metrics;
   std::unique_ptr<store::SessionStore> store;
   std::unique_ptr<store::ExpirySweeper> sweeper;
   std::unique_ptr<store::MemoryGovernor> governor;
@@ -51,6 +64,20 @@ class NodeServer::Impl {
   bool stopping ABSL_GUARDED_BY(health_mu) = false;
   int port = 0;
   bool drained = false;
+  // Last: stopped before anything its /metrics handler reads goes away.
+  std::unique_ptr<http_admin::Server> metrics_server;
+
+  // One scrape of /metrics; runs on the metrics server's thread.
+  std::string RenderMetrics() const {
+    ServerMetricsSnapshot snap;
+    admin_service->FillNodeStats(&snap.node);
+    snap.memory_pressure = governor->Stats().pressure;
+    if (cluster != nullptr) {
+      cluster->FillStatus(&snap.cluster.emplace(), snap.node);
+      snap.anti_entropy_repaired = cluster->anti_entropy_repaired();
+    }
+    return RenderServerMetrics(snap, rpc_metrics.get());
+  }
 };
 
 NodeServer::NodeServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -146,6 +173,28 @@ absl::StatusOr<std::unique_ptr<NodeServer>> NodeServer::Start(
       resolved.governor, impl->store.get(), probe, clock);
   impl->admin_service->set_governor(impl->governor.get());
 
+  if (!options.metrics_listen.empty()) {
+    http_admin::HandlerTable routes;
+    const Impl* raw = impl.get();
+    routes.Add("/metrics", [raw] {
+      return http_admin::Response{200, std::string(http_admin::kPrometheusText),
+                                  raw->RenderMetrics()};
+    });
+    impl->rpc_metrics = std::make_unique<RpcMetrics>(RpcMetrics::NodeMethods());
+    absl::StatusOr<std::unique_ptr<http_admin::Server>> metrics =
+        http_admin::Server::Start(options.metrics_listen, std::move(routes));
+    if (metrics.ok()) {
+      impl->metrics_server = *std::move(metrics);
+    } else if (options.metrics_listen_required) {
+      return metrics.status();
+    } else {
+      LogWarn(
+          "metrics listener skipped (set --metrics-listen, or empty to "
+          "silence this)",
+          {{"error", metrics.status().ToString()}});
+    }
+  }
+
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
@@ -153,6 +202,13 @@ absl::StatusOr<std::unique_ptr<NodeServer>> NodeServer::Start(
                            &impl->port);
   builder.RegisterService(impl->session_service.get());
   builder.RegisterService(impl->admin_service.get());
+  if (impl->metrics_server != nullptr) {
+    std::vector<
+        std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
+        interceptors;
+    interceptors.push_back(impl->rpc_metrics->MakeInterceptorFactory());
+    builder.experimental().SetInterceptorCreators(std::move(interceptors));
+  }
   // Room for the largest session plus the envelope, so an oversized payload
   // reaches our own check and gets a clear INVALID_ARGUMENT; batches get at
   // least 4 MiB (the client's batcher stays below that).
@@ -213,8 +269,15 @@ absl::StatusOr<std::unique_ptr<NodeServer>> NodeServer::Start(
                                                          options.sweep_interval);
   impl->governor->Start();
 
-  LogInfo("listening", {{"address", absl::StrCat(host, ":", impl->port)},
-                        {"node_id", options.store.node_id}});
+  const std::string address = absl::StrCat(host, ":", impl->port);
+  if (impl->metrics_server != nullptr) {
+    LogInfo("listening", {{"address", address},
+                          {"node_id", options.store.node_id},
+                          {"metrics", impl->metrics_server->address()}});
+  } else {
+    LogInfo("listening",
+            {{"address", address}, {"node_id", options.store.node_id}});
+  }
   return std::unique_ptr<NodeServer>(new NodeServer(std::move(impl)));
 }
 
@@ -222,6 +285,11 @@ int NodeServer::port() const { return impl_->port; }
 
 int NodeServer::peer_port() const {
   return impl_->cluster == nullptr ? 0 : impl_->cluster->peer_port();
+}
+
+std::string NodeServer::metrics_address() const {
+  return impl_->metrics_server == nullptr ? ""
+                                          : impl_->metrics_server->address();
 }
 
 std::string NodeServer::address() const {
@@ -265,6 +333,7 @@ absl::Status NodeServer::Drain() {
   }
   impl_->sweeper->Stop();
   impl_->governor->Stop();
+  if (impl_->metrics_server != nullptr) impl_->metrics_server->Stop();
   LogInfo("drain: flushing store");
   absl::Status closed = impl_->store->Close();
   if (!closed.ok()) {

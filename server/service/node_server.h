@@ -28,6 +28,12 @@ struct ServerOptions {
   replication::ClusterOptions cluster;
   // Honour CreateRequest.id (a trusted application's own ids).
   bool allow_client_ids = false;
+  // HOST:PORT of the Prometheus /metrics listener (port 0: a free port, see
+  // NodeServer::metrics_address()); empty: none.
+  std::string metrics_listen;
+  // Whether a metrics address that cannot be bound fails Start. When
+  // false (the address is only a default), it is logged and skipped.
+  bool metrics_listen_required = true;
 
   absl::Status Validate() const;
 };
@@ -53,6 +59,8 @@ class NodeServer final {
   std::string address() const;
   // The bound peer port (0 without a cluster).
   int peer_port() const;
+  // "HOST:PORT" of the bound metrics listener ("" without one).
+  std::string metrics_address() const;
 
   // The shutdown sequence, each phase logged: health NOT_SERVING, hand
   // pending hints to a live peer, stop accepting and let in-flight calls
