@@ -199,6 +199,9 @@ void Cluster::Stop() {
   stopped_ = true;
   store_->SetEvictionObserver(nullptr);
   anti_entropy_->Stop();
+  // Peer calls still in flight (a write's third replica, read repairs)
+  // end at their deadline; their callbacks use what is freed below.
+  coordinator_->WaitForCallbacks(3 * options_.replica_timeout);
   hints_->Stop();
   membership_->Stop();
   peer_server_->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(2)));

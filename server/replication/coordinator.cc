@@ -38,6 +38,11 @@ std::shared_ptr<Reply<T>> Shared(Reply<T> reply) {
   return std::make_shared<Reply<T>>(std::move(reply));
 }
 
+absl::Status TooManyQueued() {
+  return absl::ResourceExhaustedError(
+      "too many compare-and-set calls queued for this session");
+}
+
 absl::Status TooFewAcks(int acks, int w, int owners) {
   return absl::UnavailableError(absl::StrCat(
       "write reached ", acks, " of the ", w, " replicas it needs (", owners,
@@ -67,6 +72,20 @@ CoordinatorStats Coordinator::stats() const {
                           replicated_evictions_.load(),
                           coordinated_calls_.load(),
                           coordinated_calls_not_owner_.load()};
+}
+
+std::shared_ptr<void> Coordinator::Track() {
+  in_flight_.fetch_add(1, std::memory_order_relaxed);
+  return std::shared_ptr<void>(nullptr, [this](void*) {
+    in_flight_.fetch_sub(1, std::memory_order_acq_rel);
+  });
+}
+
+void Coordinator::WaitForCallbacks(absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (in_flight_.load(std::memory_order_acquire) > 0 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
 }
 
 void Coordinator::CountCall(const std::string& id) {
@@ -135,13 +154,15 @@ void Coordinator::Write(const std::string& id, rpb::Mutation mutation,
     }
   };
 
+  // A compare-and-set's write counts only where it applied.
+  const bool conditional = mutation.has_expected_version();
   for (const std::string& owner : owners) {
     if (owner == membership_->self_id()) {
       absl::StatusOr<bool> applied = ApplyMutation(*store_, mutation);
       if (!applied.ok()) {
         LogWarn("local replica write failed", {{"error", applied.status().ToString()}});
       }
-      count(applied.ok());
+      count(applied.ok() && (!conditional || *applied));
       continue;
     }
     std::shared_ptr<rpb::ReplicaService::Stub> stub =
@@ -160,9 +181,12 @@ void Coordinator::Write(const std::string& id, rpb::Mutation mutation,
         absl::ToChronoTime(absl::Now() + options_.replica_timeout));
     stub->async()->Apply(
         &call->ctx, &state->request, &call->response,
-        [this, call, state, owner, count](grpc::Status status) mutable {
+        [this, call, state, owner, count, conditional,
+         token = Track()](grpc::Status status) mutable {
           if (!status.ok()) hints_->Add(owner, state->request.mutations(0));
-          count(status.ok());
+          count(status.ok() &&
+                (!conditional || (call->response.applied_size() == 1 &&
+                                  call->response.applied(0))));
         });
   }
 }
@@ -279,7 +303,7 @@ void Coordinator::Read(const std::string& id, int want, bool strict,
     call->ctx.set_deadline(
         absl::ToChronoTime(absl::Now() + options_.replica_timeout));
     stub->async()->Read(&call->ctx, &call->request, &call->response,
-                        [call, node, step](grpc::Status status) {
+                        [call, node, step, token = Track()](grpc::Status status) {
                           if (!status.ok() || call->response.entries_size() != 1) {
                             (*step)(std::nullopt, true);
                             return;
@@ -373,7 +397,7 @@ void Coordinator::Read(const std::string& id, int want, bool strict,
           call->ctx.set_deadline(
               absl::ToChronoTime(absl::Now() + options_.replica_timeout));
           stub->async()->Apply(&call->ctx, &call->request, &call->response,
-                               [call](grpc::Status) {});
+                               [call, token = Track()](grpc::Status) {});
         }
       }
       std::move(state->done)(std::move(outcome->first));
@@ -449,11 +473,15 @@ void Coordinator::Touch(std::string id, std::optional<absl::Duration> ttl,
                absl::StatusOr<SessionRecord> r) mutable {
              if (!r.ok()) return std::move(done)(r.status());
              SessionRecord record = std::move(*r);
+             const store::Hlc version = record.version;
              absl::StatusOr<bool> persist = store_->PrepareTouch(&record, ttl);
              if (!persist.ok()) return std::move(done)(persist.status());
+             // A touch moves only the expiry: data and version stay, so a
+             // stale read here cannot undo an update made meanwhile.
+             record.version = version;
              if (!*persist) return std::move(done)(std::move(record));
              const std::string id = record.id;
-             rpb::Mutation mutation = RecordMutation(record);
+             rpb::Mutation mutation = TouchMutation(record);
              Write(id, std::move(mutation),
                    [record, done = std::move(done)](
                        absl::StatusOr<bool> w) mutable {
@@ -487,7 +515,7 @@ void Coordinator::Update(std::string id, store::UpdateParams params,
         absl::ToChronoTime(absl::Now() + 3 * options_.replica_timeout));
     stub->async()->Coordinate(
         &call->ctx, &call->request, &call->response,
-        [call, done = Shared(std::move(done))](grpc::Status status) {
+        [call, done = Shared(std::move(done)), token = Track()](grpc::Status status) {
           if (!status.ok()) {
             return std::move(*done)(absl::Status(
                 static_cast<absl::StatusCode>(status.error_code()),
@@ -498,7 +526,9 @@ void Coordinator::Update(std::string id, store::UpdateParams params,
     return;
   }
   const bool sets_principal = params.principal && !params.principal->empty();
-  ReadLive(id, options_.read_quorum, false,
+  // A partial update rewrites the whole record: read what every write
+  // quorum saw, so unchanged fields are the newest ones.
+  ReadLive(id, QuorumRead(), false,
            [this, params = std::move(params), sets_principal,
             done = std::move(done)](absl::StatusOr<SessionRecord> r) mutable {
              if (!r.ok()) return std::move(done)(r.status());
@@ -535,15 +565,22 @@ std::string Coordinator::CasOwner(const std::string& id) const {
 }
 
 void Coordinator::Serialise(const std::string& id,
-                            absl::AnyInvocable<void()> run) {
+                            absl::AnyInvocable<void()> run,
+                            absl::AnyInvocable<void()> reject) {
+  bool rejected = false;
   {
     absl::MutexLock lock(&cas_mu_);
     auto [it, inserted] = cas_queues_.try_emplace(id);
     if (!inserted) {
-      it->second.push_back(std::move(run));
-      return;
+      if (it->second.size() >= kMaxQueuedCas) {
+        rejected = true;
+      } else {
+        it->second.push_back(std::move(run));
+        return;
+      }
     }
   }
+  if (rejected) return reject();
   run();
 }
 
@@ -569,9 +606,11 @@ void Coordinator::Release(const std::string& id) {
 // both pass while the first live owner is the same for both.
 void Coordinator::RunCasUpdate(std::string id, store::UpdateParams params,
                                Reply<SessionRecord> done) {
-  const int want = options_.replication_factor - options_.write_quorum + 1;
-  Serialise(id, [this, id, want, params = std::move(params),
-                 done = std::move(done)]() mutable {
+  const int want = QuorumRead();
+  auto shared = std::make_shared<Reply<SessionRecord>>(std::move(done));
+  auto reject = [shared]() { std::move(*shared)(TooManyQueued()); };
+  Serialise(id, [this, id, want, params = std::move(params), shared]() mutable {
+    Reply<SessionRecord> done = std::move(*shared);
     ReadLive(id, want, /*strict=*/true,
              [this, id, params = std::move(params),
               done = std::move(done)](absl::StatusOr<SessionRecord> r) mutable {
@@ -588,6 +627,7 @@ void Coordinator::RunCasUpdate(std::string id, store::UpdateParams params,
                  return std::move(done)(updated.status());
                }
                rpb::Mutation mutation = RecordMutation(*updated);
+               ToReplica(r->version, mutation.mutable_expected_version());
                Write(id, std::move(mutation),
                      [this, id, record = std::move(*updated), sets_principal,
                       done = std::move(done)](absl::StatusOr<bool> w) mutable {
@@ -599,14 +639,16 @@ void Coordinator::RunCasUpdate(std::string id, store::UpdateParams params,
                        AfterPrincipalWrite(std::move(record), std::move(done));
                      });
              });
-  });
+  }, std::move(reject));
 }
 
 void Coordinator::RunCasDelete(std::string id, store::Hlc expected,
                                Reply<bool> done) {
-  const int want = options_.replication_factor - options_.write_quorum + 1;
-  Serialise(id, [this, id, want, expected = std::move(expected),
-                 done = std::move(done)]() mutable {
+  const int want = QuorumRead();
+  auto shared = std::make_shared<Reply<bool>>(std::move(done));
+  auto reject = [shared]() { std::move(*shared)(TooManyQueued()); };
+  Serialise(id, [this, id, want, expected = std::move(expected), shared]() mutable {
+    Reply<bool> done = std::move(*shared);
     ReadLive(id, want, /*strict=*/true,
              [this, id, expected, done = std::move(done)](
                  absl::StatusOr<SessionRecord> r) mutable {
@@ -623,8 +665,10 @@ void Coordinator::RunCasDelete(std::string id, store::Hlc expected,
                  return std::move(done)(absl::FailedPreconditionError(
                      "session version does not match expected_version"));
                }
-               Write(id,
-                     TombstoneMutation(id, store_->NextVersion(), r->expire_time),
+               rpb::Mutation tombstone =
+                   TombstoneMutation(id, store_->NextVersion(), r->expire_time);
+               ToReplica(r->version, tombstone.mutable_expected_version());
+               Write(id, std::move(tombstone),
                      [this, id, done = std::move(done)](
                          absl::StatusOr<bool> w) mutable {
                        Release(id);
@@ -632,7 +676,7 @@ void Coordinator::RunCasDelete(std::string id, store::Hlc expected,
                        std::move(done)(true);
                      });
              });
-  });
+  }, std::move(reject));
 }
 
 void Coordinator::Delete(std::string id, std::optional<store::Hlc> expected,
@@ -659,7 +703,7 @@ void Coordinator::Delete(std::string id, std::optional<store::Hlc> expected,
         absl::ToChronoTime(absl::Now() + 3 * options_.replica_timeout));
     stub->async()->Coordinate(
         &call->ctx, &call->request, &call->response,
-        [call, done = Shared(std::move(done))](grpc::Status status) {
+        [call, done = Shared(std::move(done)), token = Track()](grpc::Status status) {
           if (!status.ok()) {
             return std::move(*done)(absl::Status(
                 static_cast<absl::StatusCode>(status.error_code()),
@@ -693,7 +737,9 @@ void Coordinator::Regenerate(std::string id,
                              std::optional<std::string> principal,
                              Reply<SessionRecord> done) {
   CountCall(id);
-  ReadLive(id, options_.read_quorum, false,
+  // A quorum read: a replica that missed a logout must not hand the
+  // session over to a new id.
+  ReadLive(id, QuorumRead(), false,
            [this, id, principal = std::move(principal),
             done = std::move(done)](absl::StatusOr<SessionRecord> r) mutable {
              if (!r.ok()) return std::move(done)(r.status());
@@ -810,7 +856,7 @@ void Coordinator::ListByPrincipal(std::string principal, size_t limit,
     call->ctx.set_deadline(
         absl::ToChronoTime(absl::Now() + options_.replica_timeout));
     stub->async()->ListPrincipal(&call->ctx, &call->request, &call->response,
-                                 [call, add](grpc::Status status) {
+                                 [call, add, token = Track()](grpc::Status status) {
                                    std::vector<SessionRecord> records;
                                    if (status.ok()) {
                                      for (const auto& r : call->response.sessions()) {
@@ -845,7 +891,7 @@ void Coordinator::Confirm(std::string principal,
     absl::MutexLock lock(&state->mu);
     state->remaining = static_cast<int>(candidates.size());
   }
-  const int want = options_.replication_factor - options_.write_quorum + 1;
+  const int want = QuorumRead();
   for (SessionRecord& candidate : candidates) {
     SessionRecord fallback = std::move(candidate);
     const std::string id = fallback.id;
@@ -946,6 +992,11 @@ void Coordinator::AfterPrincipalWrite(SessionRecord record,
 }
 
 void Coordinator::ReplicateEviction(const store::EvictedSession& evicted) {
+  const std::vector<std::string> owners = OwnersOf(evicted.id);
+  if (std::find(owners.begin(), owners.end(), membership_->self_id()) ==
+      owners.end()) {
+    return;  // a leftover copy of a range this node gave away: local only
+  }
   replicated_evictions_.fetch_add(1);
   const std::string self = membership_->self_id();
   rpb::Mutation tombstone =

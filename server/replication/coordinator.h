@@ -81,6 +81,10 @@ class Coordinator final : public store::SessionBackend {
   void ReplicateEviction(const store::EvictedSession& evicted);
 
   CoordinatorStats stats() const;
+
+  // Waits (up to `timeout`) until no peer call's callback is pending, so
+  // the coordinator, hints and membership may be destroyed.
+  void WaitForCallbacks(absl::Duration timeout);
   const CoordinatorOptions& options() const { return options_; }
 
   // Owners of `id` under the current ring (N capped by the ring's size).
@@ -119,8 +123,15 @@ class Coordinator final : public store::SessionBackend {
   void AfterPrincipalWrite(store::SessionRecord record,
                            store::Reply<store::SessionRecord> done);
 
-  // Serialises compare-and-set calls per id on this node.
-  void Serialise(const std::string& id, absl::AnyInvocable<void()> run);
+  // Serialises compare-and-set calls per id on this node; beyond
+  // kMaxQueuedCas waiting calls for one id, `reject` runs instead.
+  static constexpr size_t kMaxQueuedCas = 64;
+  void Serialise(const std::string& id, absl::AnyInvocable<void()> run,
+                 absl::AnyInvocable<void()> reject);
+  // Owners a read must reach to meet every write quorum: N - W + 1.
+  int QuorumRead() const {
+    return options_.replication_factor - options_.write_quorum + 1;
+  }
   void Release(const std::string& id);
 
   const CoordinatorOptions options_;
@@ -140,7 +151,12 @@ class Coordinator final : public store::SessionBackend {
   std::atomic<int64_t> per_principal_evictions_{0};
   std::atomic<int64_t> replicated_evictions_{0};
   std::atomic<int64_t> coordinated_calls_{0};
+  // Peer calls whose callbacks have not run yet (Stop waits for them).
+  std::atomic<int64_t> in_flight_{0};
   std::atomic<int64_t> coordinated_calls_not_owner_{0};
+  // A token held by a peer call's callback: while any exists,
+  // WaitForCallbacks waits.
+  std::shared_ptr<void> Track();
   // Counts a call about `id` coordinated here.
   void CountCall(const std::string& id);
 };

@@ -115,6 +115,14 @@ void Membership::Stop() {
     stopping_ = true;
   }
   if (thread_.joinable()) thread_.join();
+  // Ping callbacks use `this`: wait for the last ones (they end at their
+  // deadline at the latest).
+  absl::MutexLock lock(&mu_);
+  auto answered = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+    return pings_outstanding_ == 0;
+  };
+  mu_.AwaitWithTimeout(absl::Condition(&answered),
+                       options_.ping_timeout + absl::Seconds(1));
 }
 
 Membership::Peer& Membership::PeerAtLocked(const std::string& address) {

@@ -63,16 +63,35 @@ rpb::Mutation TombstoneMutation(std::string_view id, const store::Hlc& version,
   return m;
 }
 
+rpb::Mutation TouchMutation(const store::SessionRecord& record) {
+  rpb::Mutation m;
+  rpb::Touch* t = m.mutable_touch();
+  t->set_id(record.id);
+  t->set_expire_micros(Micros(record.expire_time));
+  t->set_last_access_micros(Micros(record.last_access_time));
+  t->set_ttl_micros(absl::ToInt64Microseconds(record.ttl));
+  return m;
+}
+
 const std::string& MutationId(const rpb::Mutation& m) {
+  if (m.has_touch()) return m.touch().id();
   return m.has_record() ? m.record().id() : m.tombstone().id();
 }
 
 absl::StatusOr<bool> ApplyMutation(store::SessionStore& store,
                                    const rpb::Mutation& m) {
+  std::optional<store::Hlc> expected;
+  if (m.has_expected_version()) expected = FromReplica(m.expected_version());
   if (m.has_record()) {
     absl::StatusOr<store::SessionRecord> record = FromReplica(m.record());
     if (!record.ok()) return record.status();
-    return store.ApplyReplicated(*record);
+    return store.ApplyReplicated(*record, expected);
+  }
+  if (m.has_touch()) {
+    const rpb::Touch& t = m.touch();
+    return store.ApplyReplicatedTouch(t.id(), FromMicros(t.expire_micros()),
+                                      FromMicros(t.last_access_micros()),
+                                      absl::Microseconds(t.ttl_micros()));
   }
   if (m.has_tombstone()) {
     const rpb::Tombstone& t = m.tombstone();
@@ -82,7 +101,8 @@ absl::StatusOr<bool> ApplyMutation(store::SessionStore& store,
     absl::Time expire = t.deleted_expire_micros() == 0
                             ? absl::InfinitePast()
                             : FromMicros(t.deleted_expire_micros());
-    return store.ApplyReplicatedDelete(t.id(), FromReplica(t.version()), expire);
+    return store.ApplyReplicatedDelete(t.id(), FromReplica(t.version()), expire,
+                                       expected);
   }
   return absl::InvalidArgumentError("empty replica mutation");
 }

@@ -19,6 +19,8 @@ absl::StatusOr<store::SessionRecord> FromReplica(const rpb::Record& record);
 rpb::Mutation RecordMutation(const store::SessionRecord& record);
 rpb::Mutation TombstoneMutation(std::string_view id, const store::Hlc& version,
                                 absl::Time deleted_expire_time);
+// A sliding expiry of `record` (its new expiry, last access and TTL only).
+rpb::Mutation TouchMutation(const store::SessionRecord& record);
 // The id a mutation is about.
 const std::string& MutationId(const rpb::Mutation& mutation);
 

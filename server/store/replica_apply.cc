@@ -5,7 +5,7 @@
 namespace sg::store {
 
 absl::StatusOr<bool> SessionStore::Impl::ApplyReplicated(
-    const SessionRecord& incoming) {
+    const SessionRecord& incoming, std::optional<Hlc> expected) {
   SG_RETURN_IF_ERROR(CheckOpen());
   SG_RETURN_IF_ERROR(ValidateSessionId(incoming.id));
   if (incoming.data.size() > options_.max_session_bytes) {
@@ -34,6 +34,10 @@ absl::StatusOr<bool> SessionStore::Impl::ApplyReplicated(
     absl::Status read = ReadRecord(id, &current);
     if (!read.ok() && !absl::IsNotFound(read)) return read;
     const bool present = read.ok();
+    if (expected && (!present || current.version != *expected ||
+                     current.expire_time <= now)) {
+      return false;  // a compare-and-set's write meets another version here
+    }
     if (present && current.version >= incoming.version) return false;
     const bool inserts = !present && incoming.expire_time > now;
     if (inserts && !made_room && options_.max_sessions > 0 &&
@@ -67,7 +71,8 @@ absl::StatusOr<bool> SessionStore::Impl::ApplyReplicated(
 }
 
 absl::StatusOr<bool> SessionStore::Impl::ApplyReplicatedDelete(
-    std::string_view id, const Hlc& version, absl::Time deleted_expire_time) {
+    std::string_view id, const Hlc& version, absl::Time deleted_expire_time,
+    std::optional<Hlc> expected) {
   SG_RETURN_IF_ERROR(CheckOpen());
   SG_RETURN_IF_ERROR(ValidateSessionId(id));
   if (version.is_zero()) {
@@ -80,6 +85,7 @@ absl::StatusOr<bool> SessionStore::Impl::ApplyReplicatedDelete(
   absl::Status read = ReadRecord(id, &current);
   if (!read.ok() && !absl::IsNotFound(read)) return read;
   const bool present = read.ok();
+  if (expected && (!present || current.version != *expected)) return false;
   SG_ASSIGN_OR_RETURN(std::optional<codec::Tombstone> tombstone,
                       ReadTombstone(id));
   absl::Time expire = deleted_expire_time;
@@ -105,6 +111,35 @@ absl::StatusOr<bool> SessionStore::Impl::ApplyReplicatedDelete(
     (live ? deletes_ : expirations_).fetch_add(1, std::memory_order_relaxed);
   }
   return live;
+}
+
+absl::StatusOr<bool> SessionStore::Impl::ApplyReplicatedTouch(
+    std::string_view id, absl::Time expire_time, absl::Time last_access_time,
+    absl::Duration ttl) {
+  SG_RETURN_IF_ERROR(CheckOpen());
+  SG_RETURN_IF_ERROR(ValidateSessionId(id));
+  if (ttl <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("replicated touch has no ttl");
+  }
+  absl::MutexLock lock(&StripeFor(id));
+  SessionRecord current;
+  absl::Status read = ReadRecord(id, &current);
+  if (absl::IsNotFound(read)) return false;
+  SG_RETURN_IF_ERROR(read);
+  const absl::Time now = clock_->Now();
+  if (current.expire_time <= now || expire_time <= current.expire_time) {
+    return false;
+  }
+  SessionRecord touched = current;
+  touched.expire_time = expire_time;
+  touched.last_access_time = std::max(current.last_access_time, last_access_time);
+  touched.ttl = ttl;
+  rocksdb::WriteBatch batch;
+  StageRecord(&current, &touched, id, &batch);
+  SG_RETURN_IF_ERROR(
+      Commit(&batch, Presence::Of(current), Presence::Of(touched)));
+  writes_.fetch_add(1, std::memory_order_relaxed);
+  return true;
 }
 
 absl::StatusOr<LocalEntry> SessionStore::Impl::ReadLocal(std::string_view id) {

@@ -683,13 +683,20 @@ absl::StatusOr<int64_t> SessionStore::SweepExpired() {
   return impl_->SweepExpired();
 }
 absl::Status SessionStore::CompactAll() { return impl_->CompactAll(); }
-absl::StatusOr<bool> SessionStore::ApplyReplicated(
-    const SessionRecord& record) {
-  return impl_->ApplyReplicated(record);
+absl::StatusOr<bool> SessionStore::ApplyReplicated(const SessionRecord& record,
+                                                  std::optional<Hlc> expected) {
+  return impl_->ApplyReplicated(record, std::move(expected));
 }
 absl::StatusOr<bool> SessionStore::ApplyReplicatedDelete(
-    std::string_view id, const Hlc& version, absl::Time deleted_expire_time) {
-  return impl_->ApplyReplicatedDelete(id, version, deleted_expire_time);
+    std::string_view id, const Hlc& version, absl::Time deleted_expire_time,
+    std::optional<Hlc> expected) {
+  return impl_->ApplyReplicatedDelete(id, version, deleted_expire_time,
+                                      std::move(expected));
+}
+absl::StatusOr<bool> SessionStore::ApplyReplicatedTouch(
+    std::string_view id, absl::Time expire_time, absl::Time last_access_time,
+    absl::Duration ttl) {
+  return impl_->ApplyReplicatedTouch(id, expire_time, last_access_time, ttl);
 }
 absl::StatusOr<SessionRecord> SessionStore::PrepareCreate(CreateParams params) {
   return impl_->PrepareCreate(std::move(params));

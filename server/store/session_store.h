@@ -310,16 +310,30 @@ class SessionStore final {
   // when the stored session carries a version >= record.version. A newer
   // record that is already expired removes the stored one. At max_sessions
   // a new record first evicts. Returns true when applied.
-  absl::StatusOr<bool> ApplyReplicated(const SessionRecord& record);
+  // With `expected`, applies only when a live session with exactly that
+  // version is stored (a compare-and-set's write).
+  absl::StatusOr<bool> ApplyReplicated(
+      const SessionRecord& record,
+      std::optional<Hlc> expected = std::nullopt);
+
+  // Applies a sliding expiry made elsewhere: moves the stored session's
+  // expiry, last access and TTL forward (never back), keeping its data and
+  // version. False when absent, tombstoned or not later.
+  absl::StatusOr<bool> ApplyReplicatedTouch(std::string_view id,
+                                            absl::Time expire_time,
+                                            absl::Time last_access_time,
+                                            absl::Duration ttl);
 
   // Applies a delete made elsewhere at `version`: removes the stored session
   // whatever its version (ids are never reused, so a delete is terminal) and
   // leaves or advances a tombstone that lives until the latest of
   // tombstone_ttl from now, the stored session's expiry and
   // `deleted_expire_time`. Returns true when a live session was removed.
+  // With `expected`, deletes only a live session with exactly that version.
   absl::StatusOr<bool> ApplyReplicatedDelete(
       std::string_view id, const Hlc& version,
-      absl::Time deleted_expire_time = absl::InfinitePast());
+      absl::Time deleted_expire_time = absl::InfinitePast(),
+      std::optional<Hlc> expected = std::nullopt);
 
   // This node's own record or tombstone of `id`, without coordination.
   absl::StatusOr<LocalEntry> ReadLocal(std::string_view id);

@@ -83,7 +83,9 @@ SessionStore::Impl::RemoveForEviction(std::string_view id, bool authenticated,
                                          : SessionClass::kAnonymous);
     if (!replicate) return Removal::kEvicted;
   }
-  if (eviction_observer_) eviction_observer_(evicted);
+  if (auto observe = observer(); observe != nullptr && *observe) {
+    (*observe)(evicted);
+  }
   return Removal::kEvicted;
 }
 

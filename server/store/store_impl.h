@@ -206,10 +206,16 @@ class SessionStore::Impl {
   absl::StatusOr<int64_t> DeleteByPrincipal(std::string_view principal);
   absl::StatusOr<int64_t> SweepExpired();
   absl::Status CompactAll();
-  absl::StatusOr<bool> ApplyReplicated(const SessionRecord& record);
+  absl::StatusOr<bool> ApplyReplicated(const SessionRecord& record,
+                                       std::optional<Hlc> expected);
+  absl::StatusOr<bool> ApplyReplicatedTouch(std::string_view id,
+                                            absl::Time expire_time,
+                                            absl::Time last_access_time,
+                                            absl::Duration ttl);
   absl::StatusOr<bool> ApplyReplicatedDelete(std::string_view id,
                                              const Hlc& version,
-                                             absl::Time deleted_expire_time);
+                                             absl::Time deleted_expire_time,
+                                             std::optional<Hlc> expected);
   absl::StatusOr<SessionRecord> PrepareCreate(CreateParams params);
   absl::StatusOr<SessionRecord> PrepareUpdate(const SessionRecord& current,
                                               UpdateParams params);
@@ -221,7 +227,14 @@ class SessionStore::Impl {
       const std::function<bool(std::string_view, const SessionRecord*,
                                const TombstoneInfo*)>& fn);
   void SetEvictionObserver(std::function<void(const EvictedSession&)> o) {
-    eviction_observer_ = std::move(o);
+    absl::MutexLock lock(&observer_mu_);
+    eviction_observer_ = std::make_shared<std::function<void(const EvictedSession&)>>(
+        std::move(o));
+  }
+  // The observer now (null when none); callers call it without the lock.
+  std::shared_ptr<std::function<void(const EvictedSession&)>> observer() {
+    absl::MutexLock lock(&observer_mu_);
+    return eviction_observer_;
   }
   absl::Status PutHint(std::string_view key, std::string_view value);
   absl::Status DeleteHint(std::string_view key);
@@ -390,7 +403,9 @@ class SessionStore::Impl {
   RandomKeySource random_keys_;
   std::atomic<bool> refuse_anonymous_{false};
   EvictionCounters evictions_;
-  std::function<void(const EvictedSession&)> eviction_observer_;
+  absl::Mutex observer_mu_;
+  std::shared_ptr<std::function<void(const EvictedSession&)>> eviction_observer_
+      ABSL_GUARDED_BY(observer_mu_);
   std::atomic<int64_t> refused_creates_{0};
 
   // Class counters. Every write that changes them holds count_mu_ shared; a
