@@ -1,6 +1,10 @@
 # Shell helpers shared by the benchmark and end-to-end scripts. Source it:
 #   . "$(dirname "$0")/../scripts/lib/loopback.sh"
 
+# Servers these scripts start serve /metrics on loopback only (a free
+# port), not on the production default 0.0.0.0:9400.
+export SESSIONGRID_METRICS_LISTEN=${SESSIONGRID_METRICS_LISTEN:-127.0.0.1:0}
+
 # free_port: prints a TCP port free on 127.0.0.1 right now.
 free_port() {
   python3 -c 'import socket
