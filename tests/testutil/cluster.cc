@@ -59,7 +59,9 @@ std::vector<std::string> TestCluster::FastFlags() {
   return {"--heartbeat-interval=100ms", "--suspect-after=400ms",
           "--dead-after=1s",            "--replica-timeout=500ms",
           "--anti-entropy-interval=1s", "--hint-window=10m",
-          "--tombstone-ttl=1h",         "--drain-timeout=5s"};
+          "--tombstone-ttl=1h",         "--drain-timeout=5s",
+          // /metrics on loopback, never the production 0.0.0.0:9400.
+          "--metrics-listen=127.0.0.1:0"};
 }
 
 TestCluster::TestCluster(std::string server_bin, std::string dir, int size,
