@@ -178,7 +178,7 @@ function checkServer(objects, sts, t) {
   for (const tsc of sts.spec.template.spec.topologySpreadConstraints ?? []) {
     t.check(selects(tsc.labelSelector?.matchLabels, podLabels(sts)), `${where}: topology spread selects its own pods`);
   }
-  if (f.has("metrics-listen")) {
+  if (f.get("metrics-listen")) {
     t.equal(containerPort(c, "metrics")?.containerPort, portOf(f.get("metrics-listen")), `${where}: metrics port = --metrics-listen`);
   }
   return { port, peerPort, rf, w, r };
@@ -330,7 +330,8 @@ function checkNetworkPolicies(objects, t, server, edge) {
     }
     if (server.metricsPort) {
       const mr = ruleFor(serverNp, server.metricsPort);
-      t.check(mr.length === 1 && mr[0].from?.every((x) => x.namespaceSelector && !x.podSelector),
+      // No rule at all (networkPolicy.metricsNamespace ""): the port is closed.
+      t.check(mr.length <= 1 && mr.every((r) => r.from?.length > 0 && r.from.every((x) => x.namespaceSelector && !x.podSelector)),
         `${where}: metrics port only from a namespace selector`);
     }
   }

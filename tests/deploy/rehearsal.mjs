@@ -86,10 +86,11 @@ const replication = !process.env.SG_REHEARSAL_SINGLE_NODE &&
   ["peer-listen", "peers", "advertise-address"].every(serverKnows);
 
 // --- render ------------------------------------------------------------------------------
-const ports = { server: await freePort(), peer: await freePort(), edge: await freePort(), admin: await freePort(), demo: await freePort() };
+const ports = { server: await freePort(), peer: await freePort(), metrics: await freePort(), edge: await freePort(), admin: await freePort(), demo: await freePort() };
 const objects = render([
   "--set", `server.port=${ports.server}`,
   "--set", `server.peerPort=${ports.peer}`,
+  "--set", `server.metrics.port=${ports.metrics}`,
   "--set", `edge.port=${ports.edge}`,
   "--set", `edge.adminPort=${ports.admin}`,
   "--set", `edge.upstream=http://127.0.0.1:${ports.demo}`,
@@ -249,6 +250,14 @@ const started = await Promise.all(serverPods.map((p) => startAndWait(p, "start")
 if (dropped.size) console.log(`dropped server flags (unknown to the binary, or single node): ${[...dropped].map((f) => "--" + f).join(" ")}`);
 if (!started.every(Boolean)) finish();
 console.log(`servers ready: ${serverPods.map((p) => `${p.name}@${p.ip}`).join(", ")}`);
+// What the ServiceMonitor scrapes: the metrics container port answers /metrics.
+const metricsPort = sts.spec.template.spec.containers[0].ports.find((p) => p.name === "metrics")?.containerPort;
+if (metricsPort) {
+  for (const p of serverPods) {
+    const r = await httpProbe(p.ip, metricsPort, "/metrics", 2000);
+    t.check(r.ok, `${p.name}: GET /metrics on the metrics port (${r.detail})`);
+  }
+}
 console.log(`server args: ${serverPods[0].args.join(" ")}`);
 const edges0 = Array.from({ length: dep.spec.replicas }, () => newEdgePod());
 if (!(await Promise.all(edges0.map((p) => startAndWait(p, "start")))).every(Boolean)) finish();

@@ -53,6 +53,7 @@ t.equal(serverArgs(defaults), [
   "--read-quorum=1",
   "--hint-window=3h",
   "--anti-entropy-interval=60s",
+  "--metrics-listen=0.0.0.0:9400",
 ], "defaults: server args");
 {
   const f = flagMap(edgeArgs(defaults));
@@ -115,7 +116,7 @@ t.equal(stsOf(defaults).spec.template.spec.topologySpreadConstraints?.[0]?.whenU
       "curl -s http://127.0.0.1:9090/readyz",
       "curl -s http://127.0.0.1:8080/api/session-health",
       "dns:///sessiongrid-server.shop.svc.cluster.local:7400",
-      "Server metrics are off",
+      "curl -s http://127.0.0.1:9400/metrics",
     ]) {
       t.check(notes.includes(line), `NOTES.txt prints: ${line}`);
     }
@@ -191,6 +192,10 @@ t.check(!find(prod, "Secret"), "production: existingSecret, no Secret created");
   const dashExprs = dashboard.panels.flatMap((p) => p.targets.map((x) => x.expr.replaceAll("$namespace", "default")));
   const exprs = [...rules.map((r) => r.expr), ...dashExprs];
   const edgeMetricsSource = readText(join(root, "edge/metrics.cc"));
+  const serverMetricsSource = [
+    "server/service/server_metrics.cc",
+    "server/service/rpc_metrics.cc",
+  ].map((p) => readText(join(root, p))).join("\n");
   for (const q of exprs) {
     let errAt = null;
     promql.parse(q).iterate({ enter: (n) => { if (n.type.isError && errAt === null) errAt = n.from; } });
@@ -199,7 +204,21 @@ t.check(!find(prod, "Secret"), "production: existingSecret, no Secret created");
       const name = m[0].replace(/_(bucket|sum|count)$/, "");
       t.check(edgeMetricsSource.includes(`"${name}"`), `${name} (in ${q.slice(0, 60)}...) is not a metric in edge/metrics.cc`);
     }
+    for (const m of q.matchAll(/\bsg_server_[a-z_]+/g)) {
+      const name = m[0].replace(/_(bucket|sum|count)$/, "");
+      t.check(serverMetricsSource.includes(`"${name}"`), `${name} (in ${q.slice(0, 60)}...) is not a metric in server/service/`);
+    }
   }
+}
+
+// --- server.metrics.enabled=false ------------------------------------------
+{
+  const off = render(["--set", "server.metrics.enabled=false"]);
+  await checkObjects(off, t, "metrics off");
+  const sts = stsOf(off);
+  t.equal(flagMap(serverArgs(off)).get("metrics-listen"), "", "metrics off: --metrics-listen= (no listener)");
+  t.check(!sts.spec.template.spec.containers[0].ports.some((p) => p.name === "metrics"), "metrics off: no container port");
+  t.check(!find(off, "Service", "sessiongrid-server-peers").spec.ports.some((p) => p.name === "metrics"), "metrics off: no Service port");
 }
 
 // --- minimal.yaml -----------------------------------------------------------
