@@ -324,6 +324,8 @@ absl::Status NodeServer::Drain() {
   impl_->server->Wait();
   LogInfo("drain: calls finished",
           {{"took", absl::FormatDuration(absl::Now() - start)}});
+  // Scrapes may watch the drain up to here, not the teardown after it.
+  if (impl_->metrics_server != nullptr) impl_->metrics_server->Stop();
 
   if (impl_->cluster != nullptr) {
     // Calls finished after the first hand-off may have left new hints.
@@ -333,7 +335,6 @@ absl::Status NodeServer::Drain() {
   }
   impl_->sweeper->Stop();
   impl_->governor->Stop();
-  if (impl_->metrics_server != nullptr) impl_->metrics_server->Stop();
   LogInfo("drain: flushing store");
   absl::Status closed = impl_->store->Close();
   if (!closed.ok()) {
