@@ -495,34 +495,18 @@ void Coordinator::Update(std::string id, store::UpdateParams params,
                          Reply<SessionRecord> done) {
   CountCall(id);
   if (params.expected_version) {
-    const std::string owner = CasOwner(id);
-    if (owner == membership_->self_id() || owner.empty()) {
-      return RunCasUpdate(std::move(id), std::move(params), std::move(done));
-    }
-    auto stub = membership_->StubFor(owner);
+    auto stub = CasOwnerStub(id);
     if (stub == nullptr) {
       return RunCasUpdate(std::move(id), std::move(params), std::move(done));
     }
-    forwarded_cas_.fetch_add(1);
-    struct Call {
-      grpc::ClientContext ctx;
-      rpb::CoordinateRequest request;
-      rpb::CoordinateResponse response;
-    };
-    auto call = std::make_shared<Call>();
-    ToForward(id, params, call->request.mutable_update());
-    call->ctx.set_deadline(
-        absl::ToChronoTime(absl::Now() + 3 * options_.replica_timeout));
-    stub->async()->Coordinate(
-        &call->ctx, &call->request, &call->response,
-        [call, done = Shared(std::move(done)), token = Track()](grpc::Status status) {
-          if (!status.ok()) {
-            return std::move(*done)(absl::Status(
-                static_cast<absl::StatusCode>(status.error_code()),
-                status.error_message()));
-          }
-          std::move(*done)(FromReplica(call->response.session()));
-        });
+    rpb::CoordinateRequest request;
+    ToForward(id, params, request.mutable_update());
+    Forward(std::move(stub), std::move(request),
+            [done = std::move(done)](
+                absl::StatusOr<rpb::CoordinateResponse> r) mutable {
+              if (!r.ok()) return std::move(done)(r.status());
+              std::move(done)(FromReplica(r->session()));
+            });
     return;
   }
   const bool sets_principal = params.principal && !params.principal->empty();
@@ -555,6 +539,39 @@ void Coordinator::CoordinateUpdate(std::string id, store::UpdateParams params,
 void Coordinator::CoordinateDelete(std::string id, store::Hlc expected,
                                    Reply<bool> done) {
   RunCasDelete(std::move(id), std::move(expected), std::move(done));
+}
+
+std::shared_ptr<rpb::ReplicaService::Stub> Coordinator::CasOwnerStub(
+    const std::string& id) const {
+  const std::string owner = CasOwner(id);
+  if (owner.empty() || owner == membership_->self_id()) return nullptr;
+  return membership_->StubFor(owner);
+}
+
+void Coordinator::Forward(std::shared_ptr<rpb::ReplicaService::Stub> stub,
+                          rpb::CoordinateRequest request,
+                          Reply<rpb::CoordinateResponse> done) {
+  forwarded_cas_.fetch_add(1);
+  struct Call {
+    grpc::ClientContext ctx;
+    rpb::CoordinateRequest request;
+    rpb::CoordinateResponse response;
+  };
+  auto call = std::make_shared<Call>();
+  call->request = std::move(request);
+  // The owner reads a quorum and writes one: room for both.
+  call->ctx.set_deadline(
+      absl::ToChronoTime(absl::Now() + 3 * options_.replica_timeout));
+  stub->async()->Coordinate(
+      &call->ctx, &call->request, &call->response,
+      [call, done = Shared(std::move(done)), token = Track()](grpc::Status status) {
+        if (!status.ok()) {
+          return std::move(*done)(absl::Status(
+              static_cast<absl::StatusCode>(status.error_code()),
+              status.error_message()));
+        }
+        std::move(*done)(std::move(call->response));
+      });
 }
 
 std::string Coordinator::CasOwner(const std::string& id) const {
@@ -683,34 +700,19 @@ void Coordinator::Delete(std::string id, std::optional<store::Hlc> expected,
                          Reply<bool> done) {
   CountCall(id);
   if (expected) {
-    const std::string owner = CasOwner(id);
-    auto stub = owner.empty() || owner == membership_->self_id()
-                    ? nullptr
-                    : membership_->StubFor(owner);
+    auto stub = CasOwnerStub(id);
     if (stub == nullptr) {
       return RunCasDelete(std::move(id), std::move(*expected), std::move(done));
     }
-    forwarded_cas_.fetch_add(1);
-    struct Call {
-      grpc::ClientContext ctx;
-      rpb::CoordinateRequest request;
-      rpb::CoordinateResponse response;
-    };
-    auto call = std::make_shared<Call>();
-    call->request.mutable_delete_()->set_id(id);
-    ToForward(*expected, call->request.mutable_delete_()->mutable_expected_version());
-    call->ctx.set_deadline(
-        absl::ToChronoTime(absl::Now() + 3 * options_.replica_timeout));
-    stub->async()->Coordinate(
-        &call->ctx, &call->request, &call->response,
-        [call, done = Shared(std::move(done)), token = Track()](grpc::Status status) {
-          if (!status.ok()) {
-            return std::move(*done)(absl::Status(
-                static_cast<absl::StatusCode>(status.error_code()),
-                status.error_message()));
-          }
-          std::move(*done)(call->response.deleted());
-        });
+    rpb::CoordinateRequest request;
+    request.mutable_delete_()->set_id(id);
+    ToForward(*expected, request.mutable_delete_()->mutable_expected_version());
+    Forward(std::move(stub), std::move(request),
+            [done = std::move(done)](
+                absl::StatusOr<rpb::CoordinateResponse> r) mutable {
+              if (!r.ok()) return std::move(done)(r.status());
+              std::move(done)(r->deleted());
+            });
     return;
   }
   DeleteKnown(std::move(id), std::move(done));

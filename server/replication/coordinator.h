@@ -114,8 +114,15 @@ class Coordinator final : public store::SessionBackend {
   void RunCasDelete(std::string id, store::Hlc expected,
                     store::Reply<bool> done);
   void DeleteKnown(std::string id, store::Reply<bool> done);
-  // The first live owner, where compare-and-set runs.
+  // The first live owner, where compare-and-set runs; its stub, or null
+  // when that is this node (or unreachable: it then runs here).
   std::string CasOwner(const std::string& id) const;
+  std::shared_ptr<rpb::ReplicaService::Stub> CasOwnerStub(
+      const std::string& id) const;
+  // Sends a compare-and-set to the peer that coordinates it.
+  void Forward(std::shared_ptr<rpb::ReplicaService::Stub> stub,
+               rpb::CoordinateRequest request,
+               store::Reply<rpb::CoordinateResponse> done);
   // Keeps the candidates a quorum read confirms as the principal's.
   void Confirm(std::string principal, std::vector<store::SessionRecord> candidates,
                size_t limit, store::Reply<std::vector<store::SessionRecord>> done);
