@@ -112,8 +112,32 @@ void HintLog::Forget(const std::string& target, int64_t bytes) {
   if (it != per_target_.end() && --it->second <= 0) per_target_.erase(it);
 }
 
+void HintLog::Recount() {
+  absl::flat_hash_map<std::string, int64_t> per_target;
+  int64_t pending = 0, bytes = 0;
+  absl::Status s = store_->ScanHints("", [&](std::string_view key,
+                                             std::string_view value) {
+    per_target[TargetOf(key)]++;
+    ++pending;
+    bytes += static_cast<int64_t>(key.size() + value.size());
+    return true;
+  });
+  if (!s.ok()) return;
+  absl::MutexLock lock(&mu_);
+  per_target_ = std::move(per_target);
+  pending_.store(pending);
+  bytes_.store(bytes);
+}
+
 void HintLog::Loop() {
+  absl::Time next_recount = clock_->Now() + kRecountInterval;
   for (;;) {
+    if (clock_->Now() >= next_recount) {
+      // The compaction filter drops hints past their window without
+      // telling us: recount now and then so the figures stay true.
+      Recount();
+      next_recount = clock_->Now() + kRecountInterval;
+    }
     std::vector<std::string> targets;
     {
       absl::MutexLock lock(&mu_);

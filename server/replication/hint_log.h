@@ -63,7 +63,10 @@ class HintLog final {
   int64_t HandOff(const std::function<bool(const std::vector<rpb::Hint>&)>& send);
 
  private:
+  static constexpr absl::Duration kRecountInterval = absl::Minutes(1);
   void Loop();
+  // Recounts the stored hints (pending, bytes, per target) by a scan.
+  void Recount();
   // Replays `target`'s hints while it answers; returns the number sent.
   int64_t ReplayTo(const std::string& target);
   void Forget(const std::string& target, int64_t bytes);
