@@ -16,6 +16,15 @@ namespace net = boost::asio;
 using tcp = net::ip::tcp;
 using error_code = boost::system::error_code;
 
+// An io_context whose services can be shut down before it is destroyed:
+// that destroys the pending operations, and with them the connections'
+// sockets, so Stop() closes every connection (ioc.stop() alone leaves them
+// open until the Server is destroyed).
+class ShutdownableContext final : public net::io_context {
+ public:
+  using net::io_context::shutdown;
+};
+
 class Server::Impl {
  public:
   explicit Impl(HandlerTable t) : table(std::move(t)), acceptor(ioc) {}
@@ -29,7 +38,7 @@ class Server::Impl {
   }
 
   HandlerTable table;
-  net::io_context ioc;
+  ShutdownableContext ioc;
   tcp::acceptor acceptor;
   tcp::endpoint bound;
   std::thread thread;
@@ -116,6 +125,7 @@ void Server::Stop() {
   if (impl_->thread.joinable()) impl_->thread.join();
   error_code ec;
   impl_->acceptor.close(ec);
+  impl_->ioc.shutdown();
 }
 
 }  // namespace sg::http_admin
