@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <filesystem>
 #include <thread>
 
@@ -14,20 +15,26 @@
 namespace sg::testutil {
 namespace v1 = ::sessiongrid::v1;
 
+// Ports the kernel hands out for port 0 come from the ephemeral range,
+// where other tests' outgoing connections take them too between our check
+// and the server's bind. Below that range only another listener could.
 int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    if (fd >= 0) close(fd);
-    return 0;
+  static std::atomic<uint32_t> salt{static_cast<uint32_t>(getpid()) * 7919u};
+  for (int attempt = 0; attempt < 200; ++attempt) {
+    const uint32_t r = salt.fetch_add(2654435761u) ^ static_cast<uint32_t>(
+                           absl::ToUnixNanos(absl::Now()));
+    const int port = 20000 + static_cast<int>(r % 12000);  // 20000-31999
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) return 0;
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(static_cast<uint16_t>(port));
+    const bool ok = bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+    close(fd);
+    if (ok) return port;
   }
-  socklen_t len = sizeof(addr);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
+  return 0;
 }
 
 bool PollUntil(const std::function<bool()>& done, absl::Duration timeout) {
