@@ -148,11 +148,13 @@ void TestCluster::Start(int i) {
     }
     return;
   }
+  // Stubs exist even when the node does not come up, so a test's calls
+  // fail with an error (and its assertions say so) instead of crashing.
+  Connect(i);
   auto p = Subprocess::Start(ArgsFor(i));
   if (!p.ok()) return;
   procs_[i] = std::move(*p);
   procs_[i]->WaitForLine("msg=listening", absl::Seconds(30));
-  Connect(i);
 }
 
 int TestCluster::AddNode(std::vector<std::string> extra) {
