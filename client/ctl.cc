@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
+#include "client/import_redis_command.h"
 #include "google/protobuf/util/json_util.h"
 #include "sessiongrid/client.h"
 
@@ -446,11 +447,16 @@ Commands:
   list-by-principal P [--limit N]
                                 a principal's sessions (0 = server maximum)
   delete-by-principal P         delete all of a principal's sessions
+  import-redis --redis HOST:PORT [--prefix sess:] [--dry-run] [--cursor N]
+                                copy connect-redis sessions under their ids
+                                (needs the server's --allow-client-ids;
+                                import-redis --help lists its flags)
 
 --data-file - reads standard input. Durations: 500ms, 30s, 30m, 1h30m.
 Output: sessions and responses as protobuf JSON (bytes in base64).
 
-Exit codes: 0 success; 1 RPC error (or health not SERVING); 2 usage error.
+Exit codes: 0 success; 1 RPC error (or health not SERVING); 2 usage error;
+3 import-redis interrupted.
 Errors are one line on stderr: "error: <CODE>: <message>".
 )";
 }
@@ -458,6 +464,10 @@ Errors are one line on stderr: "error: <CODE>: <message>".
 int RunCtl(const std::vector<std::string>& args,
            absl::string_view default_server, std::ostream& out,
            std::ostream& err) {
+  // import-redis has its own flags and output (client/import_redis_command.h).
+  if (IsImportRedisCommand(args)) {
+    return RunImportRedisInProcess(args, default_server, out, err);
+  }
   absl::StatusOr<Invocation> inv = Parse(args, default_server);
   if (!inv.ok()) {
     PrintError(inv.status(), err, /*hint=*/true);
