@@ -238,8 +238,10 @@ extern "C" void OnStopSignal(int) { g_stop.store(true); }
 bool IsImportRedisCommand(const std::vector<std::string>& args) {
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
-    if (a == "--server" || a == "--timeout") {
-      ++i;  // its value
+    // Global flags that take a value (the TLS and token ones included).
+    if (a == "--server" || a == "--timeout" || a == "--token-file" ||
+        absl::StartsWith(a, "--tls-")) {
+      if (a.find('=') == std::string::npos) ++i;  // its value
       continue;
     }
     if (absl::StartsWith(a, "-")) continue;
@@ -330,21 +332,20 @@ int RunImportRedis(const std::vector<std::string>& args,
     return 2;
   }
 
-  absl::StatusOr<std::unique_ptr<redis::RedisClient>> redis =
-      redis::RedisClient::Connect(parsed->redis);
-  if (!redis.ok()) {
-    PrintError(redis.status(), err,
-               redis.status().code() == absl::StatusCode::kUnauthenticated
+  auto redis_error = [&](const absl::Status& s) {
+    PrintError(s, err,
+               s.code() == absl::StatusCode::kUnauthenticated
                    ? " (pass --redis-password-file FILE or set REDISCLI_AUTH)"
                    : "");
     return 1;
-  }
+  };
+  absl::StatusOr<std::unique_ptr<redis::RedisClient>> redis =
+      redis::RedisClient::Connect(parsed->redis);
+  if (!redis.ok()) return redis_error(redis.status());
   // For the ETA: every key of the database, an upper bound of sessions.
+  // Also the first command: a Redis wanting a password says so here.
   absl::StatusOr<int64_t> total = (*redis)->DbSize();
-  if (!total.ok()) {
-    PrintError(total.status(), err, "");
-    return 1;
-  }
+  if (!total.ok()) return redis_error(total.status());
 
   const bool dry_run = parsed->import.dry_run;
   std::optional<absl::Time> last_line;
