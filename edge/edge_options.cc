@@ -78,10 +78,27 @@ absl::Status EdgeOptions::Validate() const {
   if (auto s = ParseHostPort(admin_listen); !s.ok()) {
     return bad("admin_listen", Msg(s.status()));
   }
-  if (upstream.empty())
+  if (upstream.empty() && auth_request_path.empty()) {
     return bad("upstream", "is required (http://HOST:PORT)");
-  if (auto s = ParseUpstreamUrl(upstream); !s.ok()) {
-    return bad("upstream", Msg(s.status()));
+  }
+  if (!upstream.empty()) {
+    if (auto s = ParseUpstreamUrl(upstream); !s.ok()) {
+      return bad("upstream", Msg(s.status()));
+    }
+  }
+  if (!auth_request_path.empty()) {
+    const std::string_view p = auth_request_path;
+    if (p.front() != '/' || p.size() < 2 || p.back() == '/') {
+      return bad("auth_request_path",
+                 "must start with '/', not end with '/' and not be \"/\"");
+    }
+    for (char c : p) {
+      const auto u = static_cast<unsigned char>(c);
+      if (u <= 0x20 || u >= 0x7f || c == '?' || c == '#' || c == '%') {
+        return bad("auth_request_path",
+                   "must be a plain path (no space, '?', '#', '%')");
+      }
+    }
   }
   if (session_service.empty()) {
     return bad("session_service", "is required (HOST:PORT[,HOST:PORT...])");

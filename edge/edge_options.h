@@ -34,7 +34,8 @@ struct EdgeOptions {
   // Listeners. Port 0 picks a free port (the log line says which).
   std::string listen = "0.0.0.0:8080";
   std::string admin_listen = "0.0.0.0:9090";
-  // Where requests go: http://HOST:PORT. Resolved once at start.
+  // Where requests go: http://HOST:PORT. Resolved once at start. May be
+  // empty with auth_request_path: the edge then only answers nginx.
   std::string upstream;
   // The session service: "a:1,b:2" or "dns:///name:port".
   std::string session_service;
@@ -86,6 +87,12 @@ struct EdgeOptions {
   std::string session_health_path = "/api/session-health";
   std::string dashboard_path = "/api/production-monitor/dashboard";
   int64_t max_sessions = 10000;     // "maxSessions" shown
+
+  // nginx auth_request mode (edge/auth_request.h): the check endpoint's
+  // path ("" = off) and <path>/commit. Reachable from trusted_proxies and
+  // these CIDRs only (loopback when both are empty).
+  std::string auth_request_path;
+  std::vector<std::string> auth_request_allow;
   uint64_t memory_limit_bytes = 0;  // 0: cgroup limit, else MemTotal
   absl::Duration stats_interval = absl::Seconds(1);
 

@@ -59,6 +59,7 @@ int main(int argc, char** argv) {
   std::string fail_mode = "open";
   std::string same_site = "lax";
   std::string trusted_proxies;
+  std::string auth_request_allow;
   std::string secret_file;
   std::string rules_file;
   absl::Duration cookie_max_age = absl::Hours(24);
@@ -77,7 +78,8 @@ int main(int argc, char** argv) {
   flags.AddString("admin-listen", &o.admin_listen,
                   "HOST:PORT for /healthz, /readyz and /metrics.");
   flags.AddString("upstream", &o.upstream,
-                  "The application: http://HOST:PORT (required).");
+                  "The application: http://HOST:PORT (required unless "
+                  "--auth-request-path is set).");
   flags.AddString("session-service", &o.session_service,
                   "Session service: HOST:PORT[,HOST:PORT...] or "
                   "dns:///NAME:PORT (required).");
@@ -191,6 +193,18 @@ int main(int argc, char** argv) {
                  "limit, else the machine's memory.");
   flags.AddDuration("stats-interval", &o.stats_interval,
                     "How often the session count (NodeStats) is refreshed.");
+  flags.AddString("auth-request-path", &o.auth_request_path,
+                  "nginx auth_request mode: answer the check at this path "
+                  "(e.g. /_sessiongrid/auth; X-Original-URI/-URL and "
+                  "X-Original-Method describe the request) and the "
+                  "application's write-back at POST <path>/commit, "
+                  "locally, never proxied; --upstream becomes optional. "
+                  "Empty: off.");
+  flags.AddString("auth-request-allow", &auth_request_allow,
+                  "Comma-separated CIDRs that may call the auth_request "
+                  "endpoints besides --trusted-proxies (e.g. the "
+                  "application pods, for the commit); when both are empty, "
+                  "loopback only.");
   flags.ParseOrExit(argc, argv);
 
   o.shadow = classifier_mode == "shadow";
@@ -200,6 +214,7 @@ int main(int argc, char** argv) {
   o.max_sessions = max_sessions;
   o.session_batch_in_flight = static_cast<int>(batch_in_flight);
   o.trusted_proxies = sg::edge::SplitList(trusted_proxies);
+  o.auth_request_allow = sg::edge::SplitList(auth_request_allow);
   if (cookie_max_age < absl::ZeroDuration()) {
     FlagError("cookie-max-age", "must be >= 0");
   }

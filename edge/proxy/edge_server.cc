@@ -111,6 +111,22 @@ class EdgeServerImpl final : public EdgeServer {
       trusted.push_back(*cidr);
     }
     sh.trusted_proxies = classifier::CidrSet(trusted);
+    if (!sh.options.auth_request_path.empty()) {
+      // The auth_request endpoints: the trusted proxies and
+      // --auth-request-allow; loopback when neither is set.
+      std::vector<classifier::Cidr> allow = trusted;
+      std::vector<std::string> extra = sh.options.auth_request_allow;
+      if (extra.empty() && trusted.empty()) extra = {"127.0.0.0/8", "::1/128"};
+      for (const std::string& t : extra) {
+        auto cidr = classifier::Cidr::Parse(t);
+        if (!cidr.ok()) {
+          return absl::InvalidArgumentError(
+              Cat("auth_request_allow: ", cidr.status().message()));
+        }
+        allow.push_back(*cidr);
+      }
+      sh.auth_request_allow = classifier::CidrSet(allow);
+    }
 
     std::vector<std::string> reasons;
     for (size_t i = 0; i < classifier->num_reasons(); ++i) {
@@ -118,12 +134,15 @@ class EdgeServerImpl final : public EdgeServer {
     }
     sh.metrics = std::make_unique<EdgeMetrics>(std::move(reasons));
 
-    auto up = ParseUpstreamUrl(sh.options.upstream);
-    if (!up.ok()) return up.status();
-    auto up_ep = ResolveEndpoint(*up, /*passive=*/false);
-    if (!up_ep.ok()) return up_ep.status();
-    sh.upstream = *up_ep;
-    sh.upstream_authority = up->host + ":" + std::to_string(up->port);
+    if (!sh.options.upstream.empty()) {
+      auto up = ParseUpstreamUrl(sh.options.upstream);
+      if (!up.ok()) return up.status();
+      auto up_ep = ResolveEndpoint(*up, /*passive=*/false);
+      if (!up_ep.ok()) return up_ep.status();
+      sh.upstream = *up_ep;
+      sh.upstream_authority = up->host + ":" + std::to_string(up->port);
+      sh.has_upstream = true;
+    }
 
     client::ClientOptions copts;
     copts.target = sh.options.session_service;

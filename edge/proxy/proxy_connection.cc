@@ -231,6 +231,12 @@ void ProxyConnection::OnHeader(error_code ec) {
   expect_continue_ =
       HeaderHasToken(SV(req[http::field::expect]), "100-continue");
 
+  if (AuthEndpoint ep =
+          MatchAuthEndpoint(SV(req.target()), sh_->options.auth_request_path);
+      ep != AuthEndpoint::kNone) {
+    return ServeAuthRequest(ep);
+  }
+
   // Classify every request.
   std::string_view xff;
   auto xffs = req.equal_range(BV(kXff));
@@ -271,6 +277,10 @@ void ProxyConnection::OnHeader(error_code ec) {
   }
 
   sh_->metrics->CountDecision(decision.reason_id);
+  if (!sh_->has_upstream) {
+    return SendLocal(404, "not found (auth_request mode: no --upstream)\n",
+                     false);
+  }
   is_upgrade_ = req_->upgrade();
   session_flow_ = sh_->options.shadow || !decision.bypass;
   if (!session_flow_) return PrepareUpstreamRequest();
@@ -322,7 +332,8 @@ void ProxyConnection::ResetExchange() {
 }
 
 void ProxyConnection::SendLocal(int status, std::string body, bool close,
-                                std::string_view content_type) {
+                                std::string_view content_type,
+                                const HeaderList& extra) {
   up_.reset();
   if (req_ && !req_->is_done()) close = true;  // unread body
   if (!req_) close = true;
@@ -333,6 +344,7 @@ void ProxyConnection::SendLocal(int status, std::string body, bool close,
       static_cast<http::status>(status), 11);
   local_->set(http::field::content_type, BV(content_type));
   local_->set(http::field::cache_control, "no-store");
+  for (const auto& [name, value] : extra) local_->insert(BV(name), value);
   if (!is_head_) local_->body() = std::move(body);
   local_->prepare_payload();
   if (is_head_) local_->content_length(body.size());

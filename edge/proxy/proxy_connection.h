@@ -12,7 +12,8 @@
 //   upstream_exchange.cc  header rewriting, the upstream pool, request and
 //                         response heads, retries, session directives;
 //   body_relay.h          the one body relay, both directions;
-//   tunnel.cc             the WebSocket (any upgrade) byte tunnel.
+//   tunnel.cc             the WebSocket (any upgrade) byte tunnel;
+//   auth_endpoint.cc      the nginx auth_request check and commit.
 #pragma once
 
 #include <boost/beast/core/flat_buffer.hpp>
@@ -25,6 +26,7 @@
 #include <string_view>
 
 #include "absl/time/time.h"
+#include "edge/auth_request.h"
 #include "edge/classifier/classifier.h"
 #include "edge/http/request_validation.h"
 #include "edge/proxy/asio_types.h"
@@ -120,10 +122,20 @@ class ProxyConnection final
   template <class Dir>
   void RelayNext(error_code write_ec);
 
+  // ---- nginx auth_request endpoints; auth_endpoint.cc ----
+  // Answers the check or the commit locally (never proxied).
+  void ServeAuthRequest(AuthEndpoint endpoint);
+  void AuthCheck();
+  void OnAuthSession();
+  void AuthCommit();
+  void OnAuthCommitSession(SessionDirectives directives);
+
   // ---- local replies and closing; proxy_connection.cc ----
   void ResetExchange();
+  // `extra` header fields are added to the reply as they are.
   void SendLocal(int status, std::string body, bool close,
-                 std::string_view content_type = "text/plain; charset=utf-8");
+                 std::string_view content_type = "text/plain; charset=utf-8",
+                 const HeaderList& extra = {});
   // Sends FIN, then reads and discards briefly so unread client bytes do
   // not turn the close into a reset that could destroy our last response.
   void CloseGracefully();

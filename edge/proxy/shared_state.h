@@ -39,6 +39,9 @@ struct Shared {
   std::unique_ptr<SessionFlow> flow;
   std::unique_ptr<ServiceMonitor> monitor;
   tcp::endpoint upstream;
+  bool has_upstream = false;  // false: auth_request only (404 elsewhere)
+  // Peers the auth_request endpoints answer (empty when they are off).
+  classifier::CidrSet auth_request_allow;
   std::string upstream_authority;  // Host for requests that had none
   absl::Time start_time;
   int64_t memory_limit = 0;

@@ -12,12 +12,23 @@
 //                                  (loaded only)
 //   app -> edge  X-Session-Set (base64), X-Session-Principal,
 //                X-Session-Destroy: 1, X-Session-TTL: <seconds>
+//
+// Behind nginx auth_request (option `authRequest`: the edge's
+// --auth-request-path URL): nginx passes the same request headers from
+// the edge's check (plus X-Session-Version and X-Session-Set-Cookie), but
+// the response does not go through the edge, so the directives are POSTed
+// to <authRequest>/commit with the request's Cookie, and the Set-Cookie
+// the edge answers is sent to the browser. The response is held back
+// (writeHead/write/end queued) only while such a commit is in flight.
+const http = require('http');
 const { BlockList, isIP } = require('net');
 
 const H_STATUS = 'x-session-status';
 const H_ID = 'x-session-id';
 const H_DATA = 'x-session-data';
 const H_PRINCIPAL = 'x-session-principal';
+const H_VERSION = 'x-session-version';
+const H_SET_COOKIE = 'x-session-set-cookie';
 
 const STATUSES = new Set(['none', 'loaded', 'expired', 'unavailable']);
 // Statuses whose directives the edge applies.
@@ -227,6 +238,35 @@ function buildTrust(trust) {
   };
 }
 
+// `authRequest`: the edge's check URL (http://HOST:PORT/<path>); the
+// commit is <path>/commit on the same edge.
+function authRequestOptions(o) {
+  if (o.authRequest === undefined || o.authRequest === null) return null;
+  let url;
+  try {
+    url = new URL(String(o.authRequest));
+  } catch (_) {
+    throw new TypeError(`edgeSession: authRequest must be an http:// URL (got ${o.authRequest})`);
+  }
+  if (url.protocol !== 'http:' || url.pathname === '/' || url.search || url.hash) {
+    throw new TypeError('edgeSession: authRequest must be http://HOST:PORT/<--auth-request-path>, without query');
+  }
+  const timeoutMs = o.authRequestTimeout === undefined ? 3000 : o.authRequestTimeout;
+  if (!(typeof timeoutMs === 'number' && timeoutMs > 0)) {
+    throw new TypeError('edgeSession: authRequestTimeout must be a positive number of milliseconds');
+  }
+  const cookieName = o.cookieName === undefined ? 'connect.sid' : o.cookieName;
+  if (typeof cookieName !== 'string' || !/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(cookieName)) {
+    throw new TypeError('edgeSession: cookieName must be a cookie name (the edge\'s --cookie-name)');
+  }
+  return {
+    commitUrl: new URL(`${url.pathname.replace(/\/+$/, '')}/commit`, url.origin),
+    timeoutMs,
+    cookieName,
+    agent: new http.Agent({ keepAlive: true, maxSockets: 64 }),
+  };
+}
+
 function normaliseOptions(options) {
   const o = options || {};
   const cookie = o.cookie || {};
@@ -246,6 +286,7 @@ function normaliseOptions(options) {
     throw new TypeError('edgeSession: onLateChange must be a function (req) => void');
   }
   return {
+    authRequest: authRequestOptions(o),
     onLateChange: o.onLateChange || warnLateChange,
     cookieMaxAge: typeof maxAge === 'number' ? maxAge : undefined,
     cookieAttributes: { path: '/', httpOnly: true, ...attributes },
@@ -348,6 +389,118 @@ function hookResponseHead(res, fn) {
   };
 }
 
+// ---- auth_request write-back ---------------------------------------------------
+
+// POSTs the directives to the edge's commit endpoint. Resolves to the
+// Set-Cookie lines the edge answered; rejects on anything but 200 (503:
+// the session service failed) or when the edge does not answer in time.
+function postCommit(ctx, headers) {
+  const a = ctx.options.authRequest;
+  const reqHeaders = { ...headers, 'content-length': '0' };
+  const cookie = ctx.req.headers.cookie;
+  if (cookie) reqHeaders.cookie = cookie;
+  if (ctx.version) reqHeaders[H_VERSION] = ctx.version;
+  return new Promise((resolve, reject) => {
+    const request = http.request(a.commitUrl, {
+      method: 'POST',
+      headers: reqHeaders,
+      agent: a.agent,
+      timeout: a.timeoutMs,
+    }, (response) => {
+      response.resume();
+      response.once('end', () => {
+        if (response.statusCode === 200) return resolve(response.headers['set-cookie'] || []);
+        const err = new Error(`SessionGrid: the session write-back failed (edge answered ${response.statusCode})`);
+        err.status = 503;
+        err.code = 'SESSIONGRID_UNAVAILABLE';
+        return reject(err);
+      });
+      response.once('error', reject);
+    });
+    request.once('timeout', () => request.destroy(new Error(
+      `SessionGrid: the session write-back timed out after ${a.timeoutMs} ms`)));
+    request.once('error', (err) => {
+      const e = new Error(`SessionGrid: the session service is unavailable (write-back: ${err.message})`);
+      e.status = 503;
+      e.code = 'SESSIONGRID_UNAVAILABLE';
+      reject(e);
+    });
+    request.end();
+  });
+}
+
+function cookieNameOf(line) {
+  const eq = String(line).indexOf('=');
+  return eq < 0 ? '' : String(line).slice(0, eq).trim();
+}
+
+// The session cookie is the edge's: the app's own Set-Cookie for it is
+// dropped (as the edge does when it proxies), the edge's added.
+function setSessionCookies(res, ctx, lines) {
+  const name = ctx.options.authRequest.cookieName;
+  const existing = res.getHeader('set-cookie');
+  const kept = (existing === undefined ? [] : [].concat(existing))
+    .filter((line) => cookieNameOf(line) !== name);
+  const all = kept.concat(lines);
+  if (all.length > 0) res.setHeader('Set-Cookie', all);
+  else res.removeHeader('Set-Cookie');
+}
+
+// Holds the response (writeHead, write and end are queued) while the
+// commit runs, then replays it with the edge's Set-Cookie. A response
+// with nothing to write goes out at once. The wrappers stay in place
+// (pass-through) so wrappers installed after ours keep working.
+function hookCommit(res, ctx) {
+  const original = { writeHead: res.writeHead, write: res.write, end: res.end };
+  let state = 'open'; // open -> (pending ->) done
+  const queue = [];
+  const replay = () => {
+    state = 'done';
+    for (const [name, args] of queue.splice(0)) original[name].apply(res, args);
+  };
+  const fail = (err) => {
+    state = 'done';
+    queue.length = 0;
+    for (const name of res.getHeaderNames()) res.removeHeader(name);
+    res.statusCode = err.status || 503;
+    res.setHeader('Content-Type', 'application/json; charset=utf-8');
+    res.setHeader('Cache-Control', 'no-store');
+    original.end.call(res, JSON.stringify({ error: err.message }));
+  };
+  const checkCookie = () => (ctx.checkCookie ? [ctx.checkCookie] : []);
+  const intercept = (name) => function interceptedResponse(...args) {
+    if (state === 'done') return original[name].apply(this, args);
+    if (state === 'open') {
+      const headers = directives(ctx);
+      if (Object.keys(headers).length === 0) {
+        // Nothing to write: only what the check asked for (clearing a
+        // forged or stale cookie, re-signing an old one).
+        if (ctx.checkCookie) setSessionCookies(res, ctx, checkCookie());
+        state = 'done';
+        return original[name].apply(this, args);
+      }
+      state = 'pending';
+      queue.push([name, args]);
+      postCommit(ctx, headers).then((lines) => {
+        setSessionCookies(res, ctx, lines.length > 0 ? lines : checkCookie());
+        replay();
+      }, (err) => {
+        if (ctx.options.unavailable === 'continue') {
+          if (ctx.checkCookie) setSessionCookies(res, ctx, checkCookie());
+          return replay();
+        }
+        return fail(err);
+      });
+    } else {
+      queue.push([name, args]);
+    }
+    return name === 'end' ? this : true;
+  };
+  res.writeHead = intercept('writeHead');
+  res.write = intercept('write');
+  res.end = intercept('end');
+}
+
 function edgeSession(options) {
   const opts = normaliseOptions(options);
 
@@ -398,11 +551,18 @@ function edgeSession(options) {
     ctx.initialMaxAge = session.cookie.originalMaxAge;
     req.sessionPrincipal = ctx.loadedPrincipal || undefined;
 
-    hookResponseHead(res, () => {
-      for (const [name, value] of Object.entries(directives(ctx))) {
-        res.setHeader(name, value);
-      }
-    });
+    if (opts.authRequest) {
+      // What the check (through nginx) said besides the session itself.
+      if (ctx.status === 'loaded') ctx.version = firstHeader(req, H_VERSION) || undefined;
+      if (trusted) ctx.checkCookie = firstHeader(req, H_SET_COOKIE) || undefined;
+      hookCommit(res, ctx);
+    } else {
+      hookResponseHead(res, () => {
+        for (const [name, value] of Object.entries(directives(ctx))) {
+          res.setHeader(name, value);
+        }
+      });
+    }
     res.once('finish', () => {
       const s = req.session;
       if (ctx.emittedJson === undefined || !(s instanceof EdgeSession)) return;

@@ -102,7 +102,8 @@ async function startServer({ args = [], dir } = {}) {
   return { address: proc.fields.address, dir: work, proc };
 }
 
-// sessiongrid-edge in front of `upstream` (http://HOST:PORT). Resolves to
+// sessiongrid-edge in front of `upstream` (http://HOST:PORT; none for an
+// edge that only answers auth_request). Resolves to
 // { url, adminUrl, secrets, proc } once /readyz answers 200.
 async function startEdge({ upstream, service, args = [], secrets = [crypto.randomBytes(32).toString('hex')] }) {
   const work = tempDir('edge');
@@ -111,7 +112,7 @@ async function startEdge({ upstream, service, args = [], secrets = [crypto.rando
   const proc = await startLogged('sessiongrid-edge', binary('SG_EDGE_BIN'), [
     '--listen=127.0.0.1:0',
     '--admin-listen=127.0.0.1:0',
-    `--upstream=${upstream}`,
+    ...(upstream ? [`--upstream=${upstream}`] : []),
     `--session-service=${service}`,
     `--cookie-secret-file=${secretFile}`,
     '--trusted-proxies=127.0.0.1/32,::1/128',
