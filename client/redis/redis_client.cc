@@ -31,6 +31,16 @@ int MillisLeft(absl::Time deadline) {
 
 std::string Errno(int err) { return std::strerror(err); }
 
+absl::Status ConnectError(const std::string& address, int err) {
+  if (err == ECONNREFUSED) {
+    return absl::UnavailableError(absl::StrCat(
+        "redis ", address,
+        ": connection refused (is redis-server listening there?)"));
+  }
+  return absl::UnavailableError(
+      absl::StrCat("redis ", address, ": connect: ", Errno(err)));
+}
+
 // Connects one resolved address within the deadline. Returns the socket
 // (non-blocking) or the failure.
 absl::StatusOr<int> ConnectOne(const addrinfo& ai, absl::Time deadline,
@@ -47,16 +57,7 @@ absl::StatusOr<int> ConnectOne(const addrinfo& ai, absl::Time deadline,
     return s;
   };
   if (connect(fd, ai.ai_addr, ai.ai_addrlen) != 0) {
-    if (errno != EINPROGRESS) {
-      const int err = errno;
-      if (err == ECONNREFUSED) {
-        return fail(absl::UnavailableError(absl::StrCat(
-            "redis ", address,
-            ": connection refused (is redis-server listening there?)")));
-      }
-      return fail(absl::UnavailableError(
-          absl::StrCat("redis ", address, ": connect: ", Errno(err))));
-    }
+    if (errno != EINPROGRESS) return fail(ConnectError(address, errno));
     for (;;) {
       pollfd p{fd, POLLOUT, 0};
       const int n = poll(&p, 1, MillisLeft(deadline));
@@ -71,15 +72,7 @@ absl::StatusOr<int> ConnectOne(const addrinfo& ai, absl::Time deadline,
     int err = 0;
     socklen_t len = sizeof(err);
     getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
-    if (err == ECONNREFUSED) {
-      return fail(absl::UnavailableError(absl::StrCat(
-          "redis ", address,
-          ": connection refused (is redis-server listening there?)")));
-    }
-    if (err != 0) {
-      return fail(absl::UnavailableError(
-          absl::StrCat("redis ", address, ": connect: ", Errno(err))));
-    }
+    if (err != 0) return fail(ConnectError(address, err));
   }
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
