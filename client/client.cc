@@ -16,7 +16,9 @@
 #include "absl/strings/strip.h"
 #include "absl/synchronization/notification.h"
 #include "absl/container/flat_hash_map.h"
+#include "common/bearer_token.h"
 #include "common/host_port.h"
+#include "common/tls_credentials.h"
 #include "server/replication/ring.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/wire_format_lite.h"
@@ -235,14 +237,45 @@ grpc::ChannelArguments ChannelArgs(const ClientOptions& o) {
   return args;
 }
 
+// "ipv4:a:1,b:2" -> "ipv4:a:1", "ipv4:b:2": under TLS each address gets its
+// own channel, whose authority (the name its certificate is checked
+// against) is that address, not the whole list.
+std::vector<std::string> SplitAddressLists(const std::vector<std::string>& in) {
+  std::vector<std::string> out;
+  for (const std::string& t : in) {
+    const bool v4 = absl::StartsWith(t, "ipv4:");
+    if (!(v4 || absl::StartsWith(t, "ipv6:")) ||
+        t.find(',') == std::string::npos) {
+      out.push_back(t);
+      continue;
+    }
+    for (absl::string_view a : absl::StrSplit(absl::string_view(t).substr(5), ',')) {
+      out.push_back(absl::StrCat(v4 ? "ipv4:" : "ipv6:", a));
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 Client::Endpoint Client::MakeEndpoint(const std::string& target,
-                                      const grpc::ChannelArguments& args) {
+                                      const ClientOptions& o) {
+  grpc::ChannelArguments args = ChannelArgs(o);
+  if (!o.tls_server_name.empty()) {
+    args.SetSslTargetNameOverride(o.tls_server_name);
+  }
+  std::vector<std::unique_ptr<grpc::experimental::ClientInterceptorFactoryInterface>>
+      interceptors;
+  if (!o.token.empty()) {
+    interceptors.push_back(security::MakeBearerTokenInterceptorFactory(o.token));
+  }
   Endpoint ep;
   ep.target = target;
-  ep.channel =
-      grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
+  ep.channel = grpc::experimental::CreateCustomChannelWithInterceptors(
+      target,
+      o.credentials != nullptr ? o.credentials
+                               : grpc::InsecureChannelCredentials(),
+      args, std::move(interceptors));
   ep.session = v1::SessionService::NewStub(ep.channel);
   ep.admin = v1::AdminService::NewStub(ep.channel);
   return ep;
@@ -367,13 +400,32 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Create(ClientOptions options) {
   absl::StatusOr<std::vector<std::string>> targets =
       ResolveTargets(options.target);
   if (!targets.ok()) return targets.status();
+  if (options.credentials == nullptr) {
+    security::ChannelTlsOptions tls;
+    tls.ca_file = options.tls_ca_file;
+    tls.cert_file = options.tls_cert_file;
+    tls.key_file = options.tls_key_file;
+    tls.reload_interval = options.tls_reload_interval;
+    absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
+        security::MakeChannelCredentials(tls);
+    if (!credentials.ok()) return credentials.status();
+    options.credentials = *std::move(credentials);
+    if (tls.enabled() && options.tls_server_name.empty()) {
+      *targets = SplitAddressLists(*targets);
+    }
+  }
+  if (!options.token_file.empty()) {
+    absl::StatusOr<std::string> token =
+        security::ReadTokenFile(options.token_file, "--token-file");
+    if (!token.ok()) return token.status();
+    options.token = *std::move(token);
+  }
 
   std::unique_ptr<Client> client(new Client(std::move(options)));
   const ClientOptions& o = client->options_;
   for (int c = 0; c < o.connections; ++c) {
     for (const std::string& target : *targets) {
-      grpc::ChannelArguments args = ChannelArgs(o);
-      client->endpoints_.push_back(MakeEndpoint(target, args));
+      client->endpoints_.push_back(MakeEndpoint(target, o));
     }
   }
   if (o.route_to_owners) {
@@ -453,7 +505,7 @@ class Client::Placement {
         auto& slot = endpoints_[node.address()];
         if (slot == nullptr) {
           slot = std::make_unique<Endpoint>(
-              MakeEndpoint(node.address(), ChannelArgs(options_)));
+              MakeEndpoint(node.address(), options_));
         }
         m.endpoint = slot.get();
       }

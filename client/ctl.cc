@@ -31,6 +31,8 @@ constexpr absl::Duration kDefaultTimeout = absl::Seconds(2);
 struct Invocation {
   std::string server;
   absl::Duration timeout = kDefaultTimeout;
+  // --tls-ca, --tls-cert, --tls-key, --tls-server-name, --token-file.
+  std::map<std::string, std::string> security;
   bool help = false;
   std::string command;
   std::vector<std::string> positional;
@@ -185,6 +187,13 @@ absl::StatusOr<Invocation> Parse(const std::vector<std::string>& args,
       absl::StatusOr<std::string> v = take_value();
       if (!v.ok()) return v.status();
       inv.server = *v;
+      continue;
+    }
+    if (arg == "--tls-ca" || arg == "--tls-cert" || arg == "--tls-key" ||
+        arg == "--tls-server-name" || arg == "--token-file") {
+      absl::StatusOr<std::string> v = take_value();
+      if (!v.ok()) return v.status();
+      inv.security[arg] = *v;
       continue;
     }
     if (arg == "--timeout") {
@@ -421,6 +430,14 @@ Global flags (also accepted after the command):
                     (calls rotate over it) or dns:///NAME:PORT. Default:
                     $SESSIONGRID_SERVER. The flag wins over the variable.
   --timeout D       deadline per command, retries included (default 2s).
+  --tls-ca FILE     connect with TLS, trusting the PEM CA(s) in FILE.
+  --tls-cert FILE   present this PEM client certificate (with --tls-key;
+  --tls-key FILE    for servers started with --tls-client-ca).
+  --tls-server-name NAME  check the server certificate against NAME
+                    instead of the host dialled.
+  --token-file FILE send the bearer token in FILE with every call (the
+                    server's --admin-token-file: read-local,
+                    list-by-principal, delete-by-principal need it).
   --help, -h        this text.
 
 Commands:
@@ -480,6 +497,15 @@ int RunCtl(const std::vector<std::string>& args,
   ClientOptions options;
   options.target = inv->server;
   options.deadline = inv->timeout;
+  auto security = [&inv](const char* flag) {
+    auto it = inv->security.find(flag);
+    return it == inv->security.end() ? std::string() : it->second;
+  };
+  options.tls_ca_file = security("--tls-ca");
+  options.tls_cert_file = security("--tls-cert");
+  options.tls_key_file = security("--tls-key");
+  options.tls_server_name = security("--tls-server-name");
+  options.token_file = security("--token-file");
   absl::StatusOr<std::unique_ptr<Client>> client =
       Client::Create(std::move(options));
   if (!client.ok()) {

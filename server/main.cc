@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/host_port.h"
+#include "common/bearer_token.h"
 #include "common/flags.h"
 #include "common/log.h"
 #include "common/stop_signals.h"
@@ -160,7 +161,36 @@ int main(int argc, char** argv) {
                 "Let clients choose session ids (CreateRequest.id, 22-128 "
                 "base64url characters): only for a trusted application that "
                 "mints random ids itself (express-session).");
+  sg::security::ServerTlsOptions& tls = options.tls;
+  flags.AddString("tls-cert", &tls.cert_file,
+                  "PEM certificate chain of the gRPC port; with --tls-key it "
+                  "serves TLS only (empty: plaintext). Re-read every "
+                  "--tls-reload-interval, so a rotated file needs no restart.");
+  flags.AddString("tls-key", &tls.key_file,
+                  "PEM private key of --tls-cert.");
+  flags.AddString("tls-client-ca", &tls.client_ca_file,
+                  "PEM CA bundle: clients must present a certificate signed "
+                  "by it (mutual TLS); empty: no client certificate asked.");
+  flags.AddDuration("tls-reload-interval", &tls.reload_interval,
+                    "How often the TLS files (server and peer) are re-read "
+                    "(at least 1s).");
+  std::string admin_token_file;
+  flags.AddString("admin-token-file", &admin_token_file,
+                  "File holding the admin bearer token: ReadLocal then "
+                  "needs metadata 'authorization: Bearer <token>' "
+                  "(UNAUTHENTICATED without, PERMISSION_DENIED when wrong). "
+                  "Empty: open.");
   flags.ParseOrExit(argc, argv);
+  if (!admin_token_file.empty()) {
+    absl::StatusOr<std::string> token =
+        sg::security::ReadTokenFile(admin_token_file, "--admin-token-file");
+    if (!token.ok()) {
+      std::fprintf(stderr, "error: %s\n",
+                   std::string(token.status().message()).c_str());
+      return 2;
+    }
+    options.admin_token = *std::move(token);
+  }
   cluster.replication_factor = static_cast<int>(replication_factor);
   cluster.write_quorum = static_cast<int>(write_quorum);
   cluster.read_quorum = static_cast<int>(read_quorum);

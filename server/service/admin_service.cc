@@ -119,6 +119,13 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ReadLocal(
     grpc::CallbackServerContext* ctx, const v1::ReadLocalRequest* request,
     v1::ReadLocalResponse* response) {
   auto* reactor = ctx->DefaultReactor();
+  // A record's data is a user's session: only for operators.
+  if (admin_guard_ != nullptr) {
+    if (grpc::Status denied = admin_guard_->Check(*ctx, "admin"); !denied.ok()) {
+      reactor->Finish(denied);
+      return reactor;
+    }
+  }
   absl::StatusOr<store::LocalEntry> entry = store_->ReadLocal(request->id());
   if (!entry.ok()) {
     reactor->Finish(ToGrpcStatus(entry.status()));

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "absl/time/time.h"
+#include "common/bearer_token.h"
 #include "common/clock.h"
 #include <atomic>
 
@@ -35,6 +36,12 @@ class AdminServiceImpl final
       grpc::CallbackServerContext* ctx,
       const sessiongrid::v1::ReadLocalRequest* request,
       sessiongrid::v1::ReadLocalResponse* response) override;
+
+  // Checks the admin token of ReadLocal (an --admin-token-file); null or
+  // off: open. Set once, before serving; must outlive the service.
+  void set_admin_guard(const security::TokenGuard* guard) {
+    admin_guard_ = guard;
+  }
 
   // The cluster this node belongs to (null: a single node). Set once the
   // cluster is up; must outlive the service.
@@ -69,6 +76,7 @@ class AdminServiceImpl final
  private:
   store::SessionStore* const store_;
   const store::MemoryGovernor* governor_ = nullptr;
+  const security::TokenGuard* admin_guard_ = nullptr;
   Clock* const clock_;
   const std::string node_id_;
   mutable absl::Mutex mu_;

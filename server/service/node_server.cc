@@ -40,6 +40,7 @@ absl::Status ServerOptions::Validate() const {
   if (sweep_interval <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("--sweep-interval must be positive");
   }
+  SG_RETURN_IF_ERROR(tls.Validate());
   SG_RETURN_IF_ERROR(governor.Validate());
   if (cluster.enabled()) SG_RETURN_IF_ERROR(cluster.Validate());
   return store.Validate();
@@ -55,6 +56,8 @@ class NodeServer::Impl {
   std::unique_ptr<store::MemoryGovernor> governor;
   std::unique_ptr<store::LocalBackend> local_backend;
   std::unique_ptr<replication::Cluster> cluster;
+  // Before the services that hold it.
+  std::unique_ptr<security::TokenGuard> admin_guard;
   std::unique_ptr<SessionServiceImpl> session_service;
   std::unique_ptr<AdminServiceImpl> admin_service;
   std::unique_ptr<grpc::Server> server;
@@ -172,6 +175,8 @@ absl::StatusOr<std::unique_ptr<NodeServer>> NodeServer::Start(
   impl->governor = std::make_unique<store::MemoryGovernor>(
       resolved.governor, impl->store.get(), probe, clock);
   impl->admin_service->set_governor(impl->governor.get());
+  impl->admin_guard = std::make_unique<security::TokenGuard>(options.admin_token);
+  impl->admin_service->set_admin_guard(impl->admin_guard.get());
 
   if (!options.metrics_listen.empty()) {
     http_admin::HandlerTable routes;
@@ -197,9 +202,10 @@ absl::StatusOr<std::unique_ptr<NodeServer>> NodeServer::Start(
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  SG_ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> credentials,
+                      security::MakeServerCredentials(options.tls));
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(),
-                           &impl->port);
+  builder.AddListeningPort(options.listen, credentials, &impl->port);
   builder.RegisterService(impl->session_service.get());
   builder.RegisterService(impl->admin_service.get());
   if (impl->metrics_server != nullptr) {
@@ -270,13 +276,21 @@ absl::StatusOr<std::unique_ptr<NodeServer>> NodeServer::Start(
   impl->governor->Start();
 
   const std::string address = absl::StrCat(host, ":", impl->port);
+  const char* tls = !options.tls.enabled()               ? "off"
+                    : options.tls.client_ca_file.empty() ? "on"
+                                                         : "mutual";
+  const char* admin_auth = options.admin_token.empty() ? "off" : "token";
   if (impl->metrics_server != nullptr) {
     LogInfo("listening", {{"address", address},
                           {"node_id", options.store.node_id},
+                          {"tls", tls},
+                          {"admin_auth", admin_auth},
                           {"metrics", impl->metrics_server->address()}});
   } else {
-    LogInfo("listening",
-            {{"address", address}, {"node_id", options.store.node_id}});
+    LogInfo("listening", {{"address", address},
+                          {"node_id", options.store.node_id},
+                          {"tls", tls},
+                          {"admin_auth", admin_auth}});
   }
   return std::unique_ptr<NodeServer>(new NodeServer(std::move(impl)));
 }

@@ -8,6 +8,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
+#include "common/tls_credentials.h"
 #include "server/replication/cluster.h"
 #include "server/store/memory_governor.h"
 #include "server/store/session_store.h"
@@ -34,6 +35,11 @@ struct ServerOptions {
   // Whether a metrics address that cannot be bound fails Start. When
   // false (the address is only a default), it is logged and skipped.
   bool metrics_listen_required = true;
+  // TLS on the client port (--tls-cert, --tls-key, --tls-client-ca); off
+  // when no certificate is given.
+  security::ServerTlsOptions tls;
+  // Bearer token of the admin calls (--admin-token-file); empty: open.
+  std::string admin_token;
 
   absl::Status Validate() const;
 };

@@ -31,6 +31,7 @@
 #include "grpcpp/channel.h"
 #include "grpcpp/support/channel_arguments.h"
 #include "grpcpp/client_context.h"
+#include "grpcpp/security/credentials.h"
 #include "grpcpp/support/status.h"
 #include "sessiongrid/v1/admin.grpc.pb.h"
 #include "sessiongrid/v1/session.grpc.pb.h"
@@ -86,6 +87,29 @@ struct ClientOptions {
   // next node of `target`. Off: every call rotates over `target`.
   bool route_to_owners = true;
   absl::Duration ring_refresh = absl::Seconds(5);
+
+  // TLS (sessiongridctl --tls-ca, --tls-cert, --tls-key): the PEM CA
+  // bundle that signs the servers (empty: plaintext), and optionally a
+  // client certificate and key to present (servers with --tls-client-ca
+  // require one). The files are re-read every tls_reload_interval, so
+  // rotated certificates need no new Client.
+  std::string tls_ca_file;
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  absl::Duration tls_reload_interval = absl::Seconds(60);
+  // The name the server certificates are checked against instead of the
+  // host dialled (e.g. a Service name when dialling IPs). Empty: the host
+  // of each address; a literal address list is then dialled one channel
+  // per address, so each is checked against its own host.
+  std::string tls_server_name;
+  // A bearer token sent with every call as `authorization: Bearer <token>`
+  // (the servers' --admin-token-file), or a file holding it (--token-file,
+  // read at Create). Empty: none.
+  std::string token;
+  std::string token_file;
+  // Channel credentials to use as they are (tests, custom setups); null:
+  // built from the tls_* fields.
+  std::shared_ptr<grpc::ChannelCredentials> credentials;
 
   // OK when every field is usable; INVALID_ARGUMENT naming the field
   // otherwise. Does no I/O.
@@ -236,8 +260,9 @@ class Client final {
   };
 
   explicit Client(ClientOptions options);
+  // A channel to `target` with options.credentials and options.token.
   static Endpoint MakeEndpoint(const std::string& target,
-                               const grpc::ChannelArguments& args);
+                               const ClientOptions& options);
 
   const Endpoint& NextEndpoint() const;
   // The first live owner's endpoint for `id` when the ring is known (and
