@@ -176,8 +176,8 @@ int main(int argc, char** argv) {
                     "(at least 1s).");
   std::string admin_token_file;
   flags.AddString("admin-token-file", &admin_token_file,
-                  "File holding the admin bearer token: ReadLocal then "
-                  "needs metadata 'authorization: Bearer <token>' "
+                  "File holding the admin bearer token: ReadLocal, "
+                  "ListByPrincipal and DeleteByPrincipal then need metadata 'authorization: Bearer <token>' "
                   "(UNAUTHENTICATED without, PERMISSION_DENIED when wrong). "
                   "Empty: open.");
   flags.ParseOrExit(argc, argv);

@@ -177,6 +177,7 @@ absl::StatusOr<std::unique_ptr<NodeServer>> NodeServer::Start(
   impl->admin_service->set_governor(impl->governor.get());
   impl->admin_guard = std::make_unique<security::TokenGuard>(options.admin_token);
   impl->admin_service->set_admin_guard(impl->admin_guard.get());
+  impl->session_service->set_admin_guard(impl->admin_guard.get());
 
   if (!options.metrics_listen.empty()) {
     http_admin::HandlerTable routes;

@@ -206,6 +206,13 @@ grpc::ServerUnaryReactor* SessionServiceImpl::ListByPrincipal(
     grpc::CallbackServerContext* ctx,
     const v1::ListByPrincipalRequest* request,
     v1::ListByPrincipalResponse* response) {
+  if (admin_guard_ != nullptr) {
+    if (grpc::Status denied = admin_guard_->Check(*ctx, "admin"); !denied.ok()) {
+      grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+      reactor->Finish(denied);
+      return reactor;
+    }
+  }
   if (absl::Status s = CheckPrincipalArgument(request->principal()); !s.ok()) {
     return Finish(ctx, s);
   }
@@ -231,6 +238,13 @@ grpc::ServerUnaryReactor* SessionServiceImpl::DeleteByPrincipal(
     grpc::CallbackServerContext* ctx,
     const v1::DeleteByPrincipalRequest* request,
     v1::DeleteByPrincipalResponse* response) {
+  if (admin_guard_ != nullptr) {
+    if (grpc::Status denied = admin_guard_->Check(*ctx, "admin"); !denied.ok()) {
+      grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+      reactor->Finish(denied);
+      return reactor;
+    }
+  }
   if (absl::Status s = CheckPrincipalArgument(request->principal()); !s.ok()) {
     return Finish(ctx, s);
   }
@@ -240,6 +254,40 @@ grpc::ServerUnaryReactor* SessionServiceImpl::DeleteByPrincipal(
       FinishWith<int64_t>(reactor, [response](int64_t deleted) {
         response->set_deleted_count(deleted);
       }));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* SessionServiceImpl::ListSessions(
+    grpc::CallbackServerContext* ctx, const v1::ListSessionsRequest* request,
+    v1::ListSessionsResponse* response) {
+  if (request->page_size() < 0 || request->page_size() > kMaxPageSize) {
+    return Finish(ctx, absl::InvalidArgumentError(absl::StrCat(
+                           "page_size must be 0 (meaning ", kDefaultPageSize,
+                           ") to ", kMaxPageSize, ", got ",
+                           request->page_size())));
+  }
+  // A token is the last id a page read; anything else is not ours.
+  if (!request->page_token().empty()) {
+    if (absl::Status s = store::ValidateSessionId(request->page_token());
+        !s.ok()) {
+      return Finish(ctx, absl::InvalidArgumentError(absl::StrCat(
+                             "page_token is not a token this service issued: ",
+                             s.message())));
+    }
+  }
+  const int page_size =
+      request->page_size() == 0 ? kDefaultPageSize : request->page_size();
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  backend_->ListSessions(
+      request->page_token(), static_cast<size_t>(page_size),
+      request->include_data(),
+      FinishWith<store::SessionPage>(
+          reactor, [response](store::SessionPage page) {
+            for (auto& record : page.sessions) {
+              ToProto(std::move(record), response->add_sessions());
+            }
+            response->set_next_page_token(std::move(page.next_page_token));
+          }));
   return reactor;
 }
 

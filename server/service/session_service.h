@@ -1,6 +1,7 @@
 // gRPC SessionService: validates requests, calls the store, converts.
 #pragma once
 
+#include "common/bearer_token.h"
 #include "server/store/session_backend.h"
 #include "sessiongrid/v1/session.grpc.pb.h"
 
@@ -49,6 +50,11 @@ class SessionServiceImpl final
       const sessiongrid::v1::DeleteByPrincipalRequest* request,
       sessiongrid::v1::DeleteByPrincipalResponse* response) override;
 
+  grpc::ServerUnaryReactor* ListSessions(
+      grpc::CallbackServerContext* ctx,
+      const sessiongrid::v1::ListSessionsRequest* request,
+      sessiongrid::v1::ListSessionsResponse* response) override;
+
   grpc::ServerUnaryReactor* BatchGet(
       grpc::CallbackServerContext* ctx,
       const sessiongrid::v1::BatchGetRequest* request,
@@ -58,14 +64,25 @@ class SessionServiceImpl final
       const sessiongrid::v1::BatchCreateRequest* request,
       sessiongrid::v1::BatchCreateResponse* response) override;
 
+  // Checks the admin token of the calls that list or log out a principal's
+  // sessions (and ListSessions): an --admin-token-file. Null or off: open.
+  // Set once, before serving; must outlive the service.
+  void set_admin_guard(const security::TokenGuard* guard) {
+    admin_guard_ = guard;
+  }
+
   // A batch holds at most this many entries.
   static constexpr int kMaxBatchEntries = 1000;
   // ListByPrincipal answers at most this many sessions.
   static constexpr int kMaxListLimit = 1000;
+  // ListSessions pages: the size when page_size is 0, and the largest.
+  static constexpr int kDefaultPageSize = 100;
+  static constexpr int kMaxPageSize = 1000;
 
  private:
   store::SessionBackend* const backend_;
   const bool allow_client_ids_;
+  const security::TokenGuard* admin_guard_ = nullptr;
 };
 
 }  // namespace sg::service

@@ -326,6 +326,32 @@ TEST_F(TlsServerTest, AdminTokenGuardsReadLocalAndLeavesStatusAndSessionsOpen) {
             grpc::StatusCode::PERMISSION_DENIED);
   grpc::Status right = CallReadLocal(*admin, id, "s3cret-admin-token");
   EXPECT_TRUE(right.ok()) << right.error_message();
+
+  // Listing and logging out a principal's sessions are admin calls too.
+  auto principal_call = [&](bool remove, const std::string& token) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(In(absl::Seconds(5)));
+    if (!token.empty()) ctx.AddMetadata("authorization", "Bearer " + token);
+    if (remove) {
+      v1::DeleteByPrincipalRequest req;
+      req.set_principal("alice");
+      v1::DeleteByPrincipalResponse resp;
+      return sessions->DeleteByPrincipal(&ctx, req, &resp);
+    }
+    v1::ListByPrincipalRequest req;
+    req.set_principal("alice");
+    v1::ListByPrincipalResponse resp;
+    return sessions->ListByPrincipal(&ctx, req, &resp);
+  };
+  for (bool remove : {false, true}) {
+    SCOPED_TRACE(remove ? "DeleteByPrincipal" : "ListByPrincipal");
+    EXPECT_EQ(principal_call(remove, "").error_code(),
+              grpc::StatusCode::UNAUTHENTICATED);
+    EXPECT_EQ(principal_call(remove, "guess").error_code(),
+              grpc::StatusCode::PERMISSION_DENIED);
+    grpc::Status ok = principal_call(remove, "s3cret-admin-token");
+    EXPECT_TRUE(ok.ok()) << ok.error_message();
+  }
 }
 
 TEST_F(TlsServerTest, BadAdminTokenFileStopsStartUp) {
@@ -404,6 +430,12 @@ TEST_F(TlsServerTest, ClientLibraryAndCtlUseTlsClientCertificatesAndTokens) {
   EXPECT_NE(err.find("UNAUTHENTICATED"), std::string::npos) << err;
   EXPECT_EQ(ctl({"--token-file=" + wrong_file, "read-local", id}, &out, &err), 1);
   EXPECT_NE(err.find("PERMISSION_DENIED"), std::string::npos) << err;
+  EXPECT_EQ(ctl({"delete-by-principal", "bob"}, &out, &err), 1);
+  EXPECT_NE(err.find("UNAUTHENTICATED"), std::string::npos) << err;
+  EXPECT_EQ(ctl({"delete-by-principal", "bob", "--token-file", token_file},
+                &out, &err),
+            0)
+      << err;
   EXPECT_EQ(ctl({"health"}, &out, &err), 0) << err;
   EXPECT_EQ(ctl({"--tls-ca=" + dir_ + "/none.pem", "health"}, &out, &err), 2);
   EXPECT_NE(err.find("--tls-ca: cannot read"), std::string::npos) << err;
