@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
 #include "server/replication/replica_codec.h"
+#include "server/replication/scatter.h"
 
 namespace sg::replication {
 namespace {
@@ -788,87 +789,62 @@ void Coordinator::Regenerate(std::string id,
 
 void Coordinator::ListByPrincipal(std::string principal, size_t limit,
                                   Reply<std::vector<SessionRecord>> done) {
-  struct State {
-    absl::Mutex mu;
-    absl::flat_hash_map<std::string, SessionRecord> merged ABSL_GUARDED_BY(mu);
-    int remaining ABSL_GUARDED_BY(mu) = 0;
-    int answered ABSL_GUARDED_BY(mu) = 0;
-    size_t limit = 0;
-    Reply<std::vector<SessionRecord>> done;
-  };
-  auto state = std::make_shared<State>();
-  state->limit = limit;
-  state->done = std::move(done);
-  std::vector<std::string> targets;
-  for (const std::string& node : membership_->ring()->nodes()) {
-    if (membership_->LivenessOf(node) != Liveness::kDead) targets.push_back(node);
-  }
-  {
-    absl::MutexLock lock(&state->mu);
-    state->remaining = static_cast<int>(targets.size());
-  }
-  auto add = [this, state, principal](std::vector<SessionRecord> records,
-                                      bool ok) {
-    Reply<std::vector<SessionRecord>> reply;
-    std::vector<SessionRecord> candidates;
-    bool none_answered = false;
-    {
-      absl::MutexLock lock(&state->mu);
-      if (ok) ++state->answered;
-      for (SessionRecord& r : records) {
-        auto [it, inserted] = state->merged.try_emplace(r.id, r);
-        if (!inserted && it->second.version < r.version) it->second = std::move(r);
-      }
-      if (--state->remaining > 0) return;
-      none_answered = state->answered == 0;
-      for (auto& [id, r] : state->merged) candidates.push_back(std::move(r));
-      reply = std::move(state->done);
-    }
-    if (none_answered) {
-      return std::move(reply)(
-          absl::UnavailableError("no member answered the principal scan"));
-    }
-    Confirm(principal, std::move(candidates), state->limit, std::move(reply));
-  };
+  using Records = std::vector<SessionRecord>;
   const std::string self = membership_->self_id();
-  for (const std::string& node : targets) {
+  auto ask = [this, self, principal](const std::string& node,
+                                     Reply<Records> reply) {
     if (node == self) {
-      absl::StatusOr<std::vector<SessionRecord>> local =
-          store_->ListByPrincipal(principal, 100000);
-      if (local.ok()) {
-        add(std::move(*local), true);
-      } else {
-        add({}, false);
-      }
-      continue;
+      return std::move(reply)(store_->ListByPrincipal(principal, 100000));
     }
     auto stub = membership_->StubFor(node);
     if (stub == nullptr) {
-      add({}, false);
-      continue;
+      return std::move(reply)(
+          absl::UnavailableError(absl::StrCat("no connection to ", node)));
     }
-    struct Call {
-      grpc::ClientContext ctx;
-      rpb::ListPrincipalRequest request;
-      rpb::ListPrincipalResponse response;
-    };
-    auto call = std::make_shared<Call>();
-    call->request.set_principal(principal);
-    call->request.set_limit(100000);
-    call->ctx.set_deadline(
-        absl::ToChronoTime(absl::Now() + options_.replica_timeout));
-    stub->async()->ListPrincipal(&call->ctx, &call->request, &call->response,
-                                 [call, add, token = Track()](grpc::Status status) {
-                                   std::vector<SessionRecord> records;
-                                   if (status.ok()) {
-                                     for (const auto& r : call->response.sessions()) {
-                                       auto rec = FromReplica(r);
-                                       if (rec.ok()) records.push_back(std::move(*rec));
-                                     }
-                                   }
-                                   add(std::move(records), status.ok());
-                                 });
-  }
+    rpb::ListPrincipalRequest request;
+    request.set_principal(principal);
+    request.set_limit(100000);
+    CallPeer<rpb::ListPrincipalResponse>(
+        std::move(stub), std::move(request), options_.replica_timeout, Track(),
+        [](auto* async, auto* ctx, auto* req, auto* resp, auto callback) {
+          async->ListPrincipal(ctx, req, resp, std::move(callback));
+        },
+        Reply<rpb::ListPrincipalResponse>(
+            [reply = std::move(reply)](
+                absl::StatusOr<rpb::ListPrincipalResponse> response) mutable {
+              if (!response.ok()) return std::move(reply)(response.status());
+              Records records;
+              for (const auto& r : response->sessions()) {
+                auto rec = FromReplica(r);
+                if (rec.ok()) records.push_back(std::move(*rec));
+              }
+              std::move(reply)(std::move(records));
+            }));
+  };
+  Scatter<Records>(
+      *membership_, std::move(ask),
+      Gathered<Records>([this, principal, limit, done = std::move(done)](
+                            std::vector<MemberAnswer<Records>> answers) mutable {
+        absl::flat_hash_map<std::string, SessionRecord> merged;
+        int answered = 0;
+        for (MemberAnswer<Records>& a : answers) {
+          if (!a.result.ok()) continue;
+          ++answered;
+          for (SessionRecord& r : *a.result) {
+            auto [it, inserted] = merged.try_emplace(r.id, r);
+            if (!inserted && it->second.version < r.version) {
+              it->second = std::move(r);
+            }
+          }
+        }
+        if (answered == 0) {
+          return std::move(done)(
+              absl::UnavailableError("no member answered the principal scan"));
+        }
+        Records candidates;
+        for (auto& [id, r] : merged) candidates.push_back(std::move(r));
+        Confirm(principal, std::move(candidates), limit, std::move(done));
+      }));
 }
 
 // A member that missed a delete (or a principal change) still lists the

@@ -69,6 +69,10 @@ class Coordinator final : public store::SessionBackend {
       override;
   void DeleteByPrincipal(std::string principal,
                          store::Reply<int64_t> done) override;
+  // Scatter-gather from every member, merged (session_listing.cc).
+  void ListSessions(std::string page_token, size_t page_size,
+                    bool include_data,
+                    store::Reply<store::SessionPage> done) override;
 
   // A compare-and-set forwarded by a peer: coordinated here, never
   // forwarded again.

@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "server/replication/anti_entropy.h"
 #include "server/replication/replica_codec.h"
+#include "server/replication/session_listing.h"
 
 namespace sg::replication {
 namespace {
@@ -22,6 +23,7 @@ grpc::ServerUnaryReactor* Done(grpc::CallbackServerContext* ctx,
 
 constexpr int kMaxIdsPerRead = 10000;
 constexpr int kMaxMutationsPerApply = 10000;
+constexpr uint32_t kMaxScanLimit = 10000;
 
 }  // namespace
 
@@ -117,6 +119,21 @@ grpc::ServerUnaryReactor* ReplicaServiceImpl::ListPrincipal(
   for (const store::SessionRecord& r : *records) {
     ToReplica(r, response->add_sessions());
   }
+  return Done(ctx, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* ReplicaServiceImpl::Scan(
+    grpc::CallbackServerContext* ctx, const rpb::ScanRequest* request,
+    rpb::ScanResponse* response) {
+  if (request->limit() == 0 || request->limit() > kMaxScanLimit) {
+    return Done(ctx, absl::InvalidArgumentError(
+                         absl::StrCat("scan limit must be 1..", kMaxScanLimit)));
+  }
+  absl::StatusOr<store::ScanPage> page = store_->ScanSessions(
+      store::ScanOptions{request->after(), request->limit(),
+                         request->include_data(), /*include_tombstones=*/true});
+  if (!page.ok()) return Done(ctx, page.status());
+  ToReplica(*page, response);
   return Done(ctx, absl::OkStatus());
 }
 

@@ -1,6 +1,6 @@
 // ReplicaService: the peer port's handlers — heartbeats, replica writes and
-// reads, anti-entropy digests, principal scans, forwarded compare-and-set,
-// and hint hand-off.
+// reads, anti-entropy digests, principal and ListSessions scans, forwarded
+// compare-and-set, and hint hand-off.
 #pragma once
 
 #include "server/replication/coordinator.h"
@@ -41,6 +41,9 @@ class ReplicaServiceImpl final : public rpb::ReplicaService::CallbackService {
   grpc::ServerUnaryReactor* ListPrincipal(
       grpc::CallbackServerContext* ctx, const rpb::ListPrincipalRequest* request,
       rpb::ListPrincipalResponse* response) override;
+  grpc::ServerUnaryReactor* Scan(grpc::CallbackServerContext* ctx,
+                                 const rpb::ScanRequest* request,
+                                 rpb::ScanResponse* response) override;
   grpc::ServerUnaryReactor* Coordinate(
       grpc::CallbackServerContext* ctx, const rpb::CoordinateRequest* request,
       rpb::CoordinateResponse* response) override;

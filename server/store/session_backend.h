@@ -15,6 +15,26 @@
 
 namespace sg::store {
 
+// One page of ListSessions: live sessions in id order, and where the next
+// page starts (empty when the listing is complete).
+struct SessionPage {
+  std::vector<SessionRecord> sessions;
+  std::string next_page_token;
+};
+
+// A page of the local store's scan as a ListSessions page: the token is the
+// last id the scan read (it resumes after it). `page.entries` must hold no
+// tombstones.
+inline SessionPage ToSessionPage(ScanPage page) {
+  SessionPage out;
+  out.sessions.reserve(page.entries.size());
+  for (ScanEntry& e : page.entries) {
+    if (e.entry.session) out.sessions.push_back(std::move(*e.entry.session));
+  }
+  if (page.more) out.next_page_token = std::move(page.resume_after);
+  return out;
+}
+
 // Called exactly once, on any thread, possibly before the call returns.
 template <typename T>
 using Reply = absl::AnyInvocable<void(absl::StatusOr<T>) &&>;
@@ -42,6 +62,11 @@ class SessionBackend {
                                Reply<std::vector<SessionRecord>> done) = 0;
   virtual void DeleteByPrincipal(std::string principal,
                                  Reply<int64_t> done) = 0;
+  // Live sessions with ids after `page_token` (empty: from the first), at
+  // most `page_size` (1..1000, checked by the service), data only when
+  // `include_data`. Never an expired or deleted session.
+  virtual void ListSessions(std::string page_token, size_t page_size,
+                            bool include_data, Reply<SessionPage> done) = 0;
 };
 
 // The single-node backend: every call runs on the local store, inline.
@@ -78,6 +103,13 @@ class LocalBackend final : public SessionBackend {
   }
   void DeleteByPrincipal(std::string principal, Reply<int64_t> done) override {
     std::move(done)(store_->DeleteByPrincipal(principal));
+  }
+  void ListSessions(std::string page_token, size_t page_size,
+                    bool include_data, Reply<SessionPage> done) override {
+    absl::StatusOr<ScanPage> page = store_->ScanSessions(
+        ScanOptions{std::move(page_token), page_size, include_data, false});
+    if (!page.ok()) return std::move(done)(page.status());
+    std::move(done)(ToSessionPage(*std::move(page)));
   }
 
  private:

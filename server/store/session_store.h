@@ -198,6 +198,33 @@ struct LocalEntry {
   std::optional<TombstoneInfo> tombstone;
 };
 
+// One page of the key-ordered scan (ListSessions).
+struct ScanOptions {
+  // Exclusive: the scan starts after this id (empty: at the first).
+  std::string after;
+  // Entries returned at most (live sessions, plus tombstones when asked).
+  size_t limit = 100;
+  // Without it, returned records carry no data.
+  bool include_data = true;
+  // Also return tombstones before their GC deadline (a cluster's merge
+  // needs them: a member that missed a delete must not make it listed).
+  bool include_tombstones = false;
+};
+struct ScanEntry {
+  std::string id;
+  LocalEntry entry;  // exactly one of session, tombstone set
+};
+struct ScanPage {
+  std::vector<ScanEntry> entries;  // id order
+  // Set when the scan stopped before the end (limit reached, or
+  // kMaxScanExamined keys read): ids after resume_after are unseen.
+  bool more = false;
+  std::string resume_after;
+};
+// Keys one scan reads at most, expired ones included, so a page over a
+// family full of expired records still answers promptly.
+inline constexpr size_t kMaxScanExamined = 10000;
+
 // A session this node evicted (memory or caps), for replication.
 struct EvictedSession {
   std::string id;
@@ -344,6 +371,11 @@ class SessionStore final {
   absl::Status ForEachEntry(
       const std::function<bool(std::string_view id, const SessionRecord* session,
                                const TombstoneInfo* tombstone)>& fn);
+
+  // Live sessions (and, if asked, tombstones) with ids after
+  // options.after, in id order, from one snapshot; expired sessions and
+  // collectable tombstones are skipped. INVALID_ARGUMENT when limit is 0.
+  absl::StatusOr<ScanPage> ScanSessions(const ScanOptions& options);
 
   // Called (on the evicting thread, without store locks held) for every
   // eviction when options.replicated is set. Set once, before use.

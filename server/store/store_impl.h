@@ -1,8 +1,8 @@
 // Internal to sg_store: the SessionStore implementation class shared by the
 // files that implement it (one concern each: session_store.cc opens, closes
 // and runs the single-session operations; principal_index.cc, sweep.cc,
-// store_eviction.cc, replica_apply.cc, hint_log.cc and resource_usage.cc the
-// rest). Nothing outside server/store includes it.
+// store_eviction.cc, replica_apply.cc, hint_log.cc, resource_usage.cc and
+// session_scan.cc the rest). Nothing outside server/store includes it.
 #pragma once
 
 #include "server/store/session_store.h"
@@ -226,6 +226,7 @@ class SessionStore::Impl {
   absl::Status ForEachEntry(
       const std::function<bool(std::string_view, const SessionRecord*,
                                const TombstoneInfo*)>& fn);
+  absl::StatusOr<ScanPage> ScanSessions(const ScanOptions& options);
   void SetEvictionObserver(std::function<void(const EvictedSession&)> o) {
     absl::MutexLock lock(&observer_mu_);
     eviction_observer_ = std::make_shared<std::function<void(const EvictedSession&)>>(
