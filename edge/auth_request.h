@@ -35,7 +35,10 @@
 //    the proxy's semantics (SessionFlow::Apply: CAS on the version, re-read
 //    and last-writer-wins on conflict, never resurrecting a destroyed
 //    session). Answer 200 with the Set-Cookie the application must forward
-//    to the browser (if any), 503 when the service failed.
+//    to the browser (if any). When the write failed (service down, or the
+//    CAS kept conflicting): 503 in --fail-mode=closed, else 200 with
+//    X-Session-Result: failed (the response goes out without the change,
+//    as the proxy does).
 //
 // Both answer only peers in --trusted-proxies or --auth-request-allow
 // (loopback when both are empty); anyone else gets 403.

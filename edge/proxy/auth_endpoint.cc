@@ -149,14 +149,17 @@ void ProxyConnection::OnAuthCommitSession(SessionDirectives directives) {
         ProxyConnection* raw_self = self.get();
         net::post(ex, [self = std::move(self), raw_self,
                        result = std::move(result)]() mutable {
-          if (result.failed) {
-            // Whatever --fail-mode says: the application decides whether
-            // its response goes out without the change.
+          // As on the proxy path: fail-closed turns a failed write into
+          // 503 (the application should not send its response);
+          // fail-open lets the response go out without the change.
+          if (result.failed &&
+              raw_self->sh_->options.fail_mode == FailMode::kClosed) {
             return raw_self->SendLocal(
                 503, "session service unavailable: change not applied\n",
                 false);
           }
           HeaderList headers;
+          if (result.failed) headers.emplace_back("X-Session-Result", "failed");
           if (result.set_cookie) {
             headers.emplace_back("Set-Cookie", *std::move(result.set_cookie));
           }

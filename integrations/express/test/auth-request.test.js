@@ -11,7 +11,7 @@ const http = require('http');
 const { edgeSession } = require('..');
 const { createDemoApp } = require('../examples/demo-app');
 const {
-  BROWSER_HEADERS, Browser, listen, nodeStats, rawClient, startEdge, startServer, stop, stopAll,
+  BROWSER_HEADERS, Browser, blackHole, freePort, listen, nodeStats, rawClient, startEdge, startServer, stop, stopAll,
 } = require('./harness');
 const { describeFlows, sessionCookieLine } = require('./flows');
 const { AUTH_PATH, startNginx } = require('./nginx');
@@ -281,5 +281,72 @@ describe('nginx auth_request when the session service is down', () => {
     const bot = new Browser(nginx.urls[1], { headers: { ...BROWSER_HEADERS, 'User-Agent': GOOGLEBOT } });
     expect((await bot.get('/api/user/whoami')).status).toBe(200);
     expect((await closed.get('/assets/site.css')).status).toBe(200);
+
+    // A commit that cannot be applied: 503 when closed, 200 flagged when
+    // open (the response goes out without the change, as when proxying).
+    const headers = { 'X-Session-Set': Buffer.from('{"n":1}').toString('base64') };
+    const failedClosed = await edgeRequest(edgeClosed, { method: 'POST', path: `${AUTH_PATH}/commit`, headers });
+    expect(failedClosed.status).toBe(503);
+    const failedOpen = await edgeRequest(edgeOpen, { method: 'POST', path: `${AUTH_PATH}/commit`, headers });
+    expect(failedOpen.status).toBe(200);
+    expect(failedOpen.headers['x-session-result']).toBe('failed');
+    expect(failedOpen.headers['set-cookie']).toBeUndefined();
+  });
+});
+
+// The middleware's side alone: requests as nginx would pass them (from
+// loopback, X-Session-Status set), the commit going nowhere.
+describe('edgeSession({ authRequest }) when the edge cannot be reached', () => {
+  const asNginx = { ...BROWSER_HEADERS, 'X-Session-Status': 'none' };
+
+  test('a write answers 503 by default, or goes out unchanged with unavailable: continue', async () => {
+    const port = await freePort();
+    const strict = await listen(createDemoApp(edgeSession({ authRequest: `http://127.0.0.1:${port}${AUTH_PATH}` })));
+    const lenient = await listen(createDemoApp(edgeSession({
+      authRequest: `http://127.0.0.1:${port}${AUTH_PATH}`, unavailable: 'continue',
+    })));
+    try {
+      const r = await new Browser(strict.url, { headers: asNginx }).post('/api/user/counter');
+      expect(r.status).toBe(503);
+      expect(r.data.error).toMatch(/unavailable/);
+      expect(sessionCookieLine(r.setCookies)).toBeUndefined();
+      const ok = await new Browser(lenient.url, { headers: asNginx }).post('/api/user/counter');
+      expect(ok.status).toBe(200);
+      expect(ok.data).toEqual({ counter: 1, user: null });
+      expect(sessionCookieLine(ok.setCookies)).toBeUndefined();
+      // Reads need no commit: they never wait for the edge.
+      expect((await new Browser(strict.url, { headers: asNginx }).get('/api/user/whoami')).status).toBe(200);
+    } finally {
+      await strict.close();
+      await lenient.close();
+    }
+  });
+
+  test('an edge that does not answer costs at most authRequestTimeout', async () => {
+    const hole = await blackHole();
+    const slow = await listen(createDemoApp(edgeSession({
+      authRequest: `http://${hole.address}${AUTH_PATH}`, authRequestTimeout: 300,
+    })));
+    try {
+      const started = Date.now();
+      const r = await new Browser(slow.url, { headers: asNginx }).post('/api/user/counter');
+      expect(r.status).toBe(503);
+      expect(r.data.error).toMatch(/timed out/);
+      expect(Date.now() - started).toBeGreaterThanOrEqual(250);
+      expect(Date.now() - started).toBeLessThan(3000);
+    } finally {
+      await slow.close();
+      await hole.close();
+    }
+  });
+
+  test('bad authRequest options are refused at once', () => {
+    expect(() => edgeSession({ authRequest: 'not a url' })).toThrow(/authRequest/);
+    expect(() => edgeSession({ authRequest: 'https://edge:8081/_sessiongrid/auth' })).toThrow(/authRequest/);
+    expect(() => edgeSession({ authRequest: 'http://edge:8081/' })).toThrow(/authRequest/);
+    expect(() => edgeSession({ authRequest: 'http://edge:8081/a?b=1' })).toThrow(/authRequest/);
+    expect(() => edgeSession({ authRequest: 'http://edge:8081/a', authRequestTimeout: 0 })).toThrow(/authRequestTimeout/);
+    expect(() => edgeSession({ authRequest: 'http://edge:8081/a', cookieName: 'a b' })).toThrow(/cookieName/);
+    expect(() => edgeSession({ authRequest: 'http://edge:8081/_sessiongrid/auth' })).not.toThrow();
   });
 });
