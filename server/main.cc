@@ -177,7 +177,8 @@ int main(int argc, char** argv) {
   std::string admin_token_file;
   flags.AddString("admin-token-file", &admin_token_file,
                   "File holding the admin bearer token: ReadLocal, "
-                  "ListByPrincipal and DeleteByPrincipal then need metadata 'authorization: Bearer <token>' "
+                  "ListSessions, ListByPrincipal and DeleteByPrincipal then "
+                  "need metadata 'authorization: Bearer <token>' "
                   "(UNAUTHENTICATED without, PERMISSION_DENIED when wrong). "
                   "Empty: open.");
   flags.ParseOrExit(argc, argv);

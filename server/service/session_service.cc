@@ -19,6 +19,18 @@ grpc::ServerUnaryReactor* Finish(grpc::CallbackServerContext* ctx,
   return reactor;
 }
 
+// The reactor finished with the guard's refusal, or null when the call
+// may go on (no guard, or the right admin token).
+grpc::ServerUnaryReactor* RefuseUnlessAdmin(grpc::CallbackServerContext* ctx,
+                                            const security::TokenGuard* guard) {
+  if (guard == nullptr) return nullptr;
+  grpc::Status denied = guard->Check(*ctx, "admin");
+  if (denied.ok()) return nullptr;
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  reactor->Finish(denied);
+  return reactor;
+}
+
 absl::Status ValidatePrincipal(const std::string& principal) {
   if (principal.size() > store::kMaxPrincipalBytes) {
     return absl::InvalidArgumentError(
@@ -206,13 +218,7 @@ grpc::ServerUnaryReactor* SessionServiceImpl::ListByPrincipal(
     grpc::CallbackServerContext* ctx,
     const v1::ListByPrincipalRequest* request,
     v1::ListByPrincipalResponse* response) {
-  if (admin_guard_ != nullptr) {
-    if (grpc::Status denied = admin_guard_->Check(*ctx, "admin"); !denied.ok()) {
-      grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-      reactor->Finish(denied);
-      return reactor;
-    }
-  }
+  if (auto* refused = RefuseUnlessAdmin(ctx, admin_guard_)) return refused;
   if (absl::Status s = CheckPrincipalArgument(request->principal()); !s.ok()) {
     return Finish(ctx, s);
   }
@@ -238,13 +244,7 @@ grpc::ServerUnaryReactor* SessionServiceImpl::DeleteByPrincipal(
     grpc::CallbackServerContext* ctx,
     const v1::DeleteByPrincipalRequest* request,
     v1::DeleteByPrincipalResponse* response) {
-  if (admin_guard_ != nullptr) {
-    if (grpc::Status denied = admin_guard_->Check(*ctx, "admin"); !denied.ok()) {
-      grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-      reactor->Finish(denied);
-      return reactor;
-    }
-  }
+  if (auto* refused = RefuseUnlessAdmin(ctx, admin_guard_)) return refused;
   if (absl::Status s = CheckPrincipalArgument(request->principal()); !s.ok()) {
     return Finish(ctx, s);
   }
@@ -260,6 +260,8 @@ grpc::ServerUnaryReactor* SessionServiceImpl::DeleteByPrincipal(
 grpc::ServerUnaryReactor* SessionServiceImpl::ListSessions(
     grpc::CallbackServerContext* ctx, const v1::ListSessionsRequest* request,
     v1::ListSessionsResponse* response) {
+  // Every live id, and ids are the sessions' bearer credentials.
+  if (auto* refused = RefuseUnlessAdmin(ctx, admin_guard_)) return refused;
   if (request->page_size() < 0 || request->page_size() > kMaxPageSize) {
     return Finish(ctx, absl::InvalidArgumentError(absl::StrCat(
                            "page_size must be 0 (meaning ", kDefaultPageSize,

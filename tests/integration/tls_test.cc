@@ -327,12 +327,18 @@ TEST_F(TlsServerTest, AdminTokenGuardsReadLocalAndLeavesStatusAndSessionsOpen) {
   grpc::Status right = CallReadLocal(*admin, id, "s3cret-admin-token");
   EXPECT_TRUE(right.ok()) << right.error_message();
 
-  // Listing and logging out a principal's sessions are admin calls too.
-  auto principal_call = [&](bool remove, const std::string& token) {
+  // Listing every session, and listing or logging out a principal's, are
+  // admin calls too.
+  auto principal_call = [&](int which, const std::string& token) {
     grpc::ClientContext ctx;
     ctx.set_deadline(In(absl::Seconds(5)));
     if (!token.empty()) ctx.AddMetadata("authorization", "Bearer " + token);
-    if (remove) {
+    if (which == 2) {
+      v1::ListSessionsRequest req;
+      v1::ListSessionsResponse resp;
+      return sessions->ListSessions(&ctx, req, &resp);
+    }
+    if (which == 1) {
       v1::DeleteByPrincipalRequest req;
       req.set_principal("alice");
       v1::DeleteByPrincipalResponse resp;
@@ -343,8 +349,10 @@ TEST_F(TlsServerTest, AdminTokenGuardsReadLocalAndLeavesStatusAndSessionsOpen) {
     v1::ListByPrincipalResponse resp;
     return sessions->ListByPrincipal(&ctx, req, &resp);
   };
-  for (bool remove : {false, true}) {
-    SCOPED_TRACE(remove ? "DeleteByPrincipal" : "ListByPrincipal");
+  for (int remove : {0, 1, 2}) {
+    SCOPED_TRACE(remove == 2   ? "ListSessions"
+                 : remove == 1 ? "DeleteByPrincipal"
+                               : "ListByPrincipal");
     EXPECT_EQ(principal_call(remove, "").error_code(),
               grpc::StatusCode::UNAUTHENTICATED);
     EXPECT_EQ(principal_call(remove, "guess").error_code(),
