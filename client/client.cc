@@ -666,6 +666,11 @@ absl::StatusOr<v1::DeleteByPrincipalResponse> Client::DeleteByPrincipal(
   SG_SYNC_CALL(session, DeleteByPrincipal, true);
 }
 
+absl::StatusOr<v1::ListSessionsResponse> Client::ListSessions(
+    const v1::ListSessionsRequest& request) const {
+  SG_SYNC_CALL(session, ListSessions, true);
+}
+
 absl::StatusOr<v1::NodeStatsResponse> Client::NodeStats(
     const v1::NodeStatsRequest& request) const {
   SG_SYNC_CALL(admin, NodeStats, true);

@@ -17,6 +17,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 #include "client/import_redis_command.h"
+#include "client/list_command.h"
 #include "google/protobuf/util/json_util.h"
 #include "sessiongrid/client.h"
 
@@ -69,6 +70,7 @@ const std::map<std::string, std::map<std::string, bool>>& CommandFlags() {
           {"regenerate", {{"--principal", true}}},
           {"list-by-principal", {{"--limit", true}}},
           {"delete-by-principal", {}},
+          {"list", {{"--limit", true}, {"--json", false}}},
       };
   return *kFlags;
 }
@@ -76,7 +78,8 @@ const std::map<std::string, std::map<std::string, bool>>& CommandFlags() {
 // Positional arguments per command: {min, max}.
 std::pair<size_t, size_t> PositionalCount(const std::string& command) {
   if (command == "health") return {0, 1};
-  if (command == "status" || command == "stats" || command == "create") {
+  if (command == "status" || command == "stats" || command == "create" ||
+      command == "list") {
     return {0, 0};
   }
   return {1, 1};
@@ -395,6 +398,9 @@ absl::Status Execute(const Invocation& inv, const Client& client,
     if (principal) req.set_principal(*principal);
     return PrintResult(client.Regenerate(req), out);
   }
+  if (cmd == "list") {
+    return ListAllSessions(client, inv.limit, Flag(inv, "--json") != nullptr, out);
+  }
   if (cmd == "list-by-principal") {
     v1::ListByPrincipalRequest req;
     req.set_principal(arg);
@@ -464,6 +470,11 @@ Commands:
   list-by-principal P [--limit N]
                                 a principal's sessions (0 = server maximum)
   delete-by-principal P         delete all of a principal's sessions
+  list [--limit N] [--json]     every live session in id order, paging
+                                through ListSessions (--timeout per page):
+                                a table and a count, or --json one Session
+                                per line with its data; --limit N stops
+                                after N (0 = all)
   import-redis --redis HOST:PORT [--prefix sess:] [--dry-run] [--cursor N]
                                 copy connect-redis sessions under their ids
                                 (needs the server's --allow-client-ids;

@@ -9,10 +9,13 @@
 #include <map>
 #include <memory>
 #include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "client/ctl.h"
 #include "common/clock.h"
 #include "gtest/gtest.h"
 #include "server/service/node_server.h"
@@ -196,6 +199,43 @@ TEST_F(ListSessionsTest, EmptyStoreAnswersOneEmptyPage) {
   ASSERT_TRUE(ListPage(*sessions_, 10, "", true, &page).ok());
   EXPECT_EQ(page.sessions_size(), 0);
   EXPECT_TRUE(page.next_page_token().empty());
+}
+
+TEST_F(ListSessionsTest, CtlListPagesThroughEverySession) {
+  // More than one page of 1000.
+  std::set<std::string> created;
+  for (int i = 0; i < 1205; ++i) created.insert(MustCreate("x"));
+  std::ostringstream out, err;
+  ASSERT_EQ(client::RunCtl({"--server", server_->address(), "list"}, "", out, err),
+            client::kCtlOk)
+      << err.str();
+  std::vector<std::string> lines = absl::StrSplit(out.str(), '\n', absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), 1 + created.size() + 1);  // header, rows, count
+  EXPECT_EQ(lines.front().substr(0, 2), "ID");
+  EXPECT_EQ(lines.back(), "1205 sessions");
+  std::set<std::string> listed;
+  for (size_t i = 1; i + 1 < lines.size(); ++i) {
+    listed.insert(lines[i].substr(0, lines[i].find(' ')));
+  }
+  EXPECT_EQ(listed, created);
+
+  std::ostringstream json, json_err;
+  ASSERT_EQ(client::RunCtl({"--server", server_->address(), "list", "--json",
+                            "--limit", "3"},
+                           "", json, json_err),
+            client::kCtlOk)
+      << json_err.str();
+  std::vector<std::string> objects = absl::StrSplit(json.str(), '\n', absl::SkipEmpty());
+  ASSERT_EQ(objects.size(), 3u);
+  for (const std::string& o : objects) {
+    EXPECT_NE(o.find("\"data\":\"eA==\""), std::string::npos) << o;  // "x"
+  }
+
+  std::ostringstream bad_out, bad_err;
+  EXPECT_EQ(client::RunCtl({"--server", server_->address(), "list", "--limit", "-1"},
+                           "", bad_out, bad_err),
+            client::kCtlUsageError);
+  EXPECT_NE(bad_err.str().find("--limit"), std::string::npos);
 }
 
 // --- Three real server processes --------------------------------------------

@@ -192,6 +192,12 @@ class Client final {
   // same); after a retry deleted_count may under-count.
   absl::StatusOr<sessiongrid::v1::DeleteByPrincipalResponse> DeleteByPrincipal(
       const sessiongrid::v1::DeleteByPrincipalRequest& request) const;
+  // One page of every live session, in id order; pass the response's
+  // next_page_token as the next request's page_token until it is empty.
+  // Retried (a read). With --admin-token-file the server wants the admin
+  // token (ClientOptions::token).
+  absl::StatusOr<sessiongrid::v1::ListSessionsResponse> ListSessions(
+      const sessiongrid::v1::ListSessionsRequest& request) const;
 
   // --- AdminService. Retried. ---
 
