@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
+#include <map>
 #include <memory>
 #include <optional>
 
@@ -37,7 +38,15 @@ struct Parsed {
   redis::RedisOptions redis;
   std::optional<std::string> password_file;
   RedisImportOptions import;
+  // sessiongridctl's global --tls-ca, --tls-cert, --tls-key,
+  // --tls-server-name and --token-file, as the other commands take them.
+  std::map<std::string, std::string> security;
 };
+
+bool IsSecurityFlag(absl::string_view flag) {
+  return flag == "--tls-ca" || flag == "--tls-cert" || flag == "--tls-key" ||
+         flag == "--tls-server-name" || flag == "--token-file";
+}
 
 absl::Status Usage(absl::string_view message) {
   return absl::InvalidArgumentError(message);
@@ -113,6 +122,9 @@ absl::StatusOr<Parsed> Parse(const std::vector<std::string>& args,
             "--timeout: want a positive duration like 10s, got \"", *v, "\""));
       }
       p.timeout = d;
+    } else if (IsSecurityFlag(arg)) {
+      SG_TAKE(v);
+      p.security[arg] = *v;
     } else if (!seen_command && arg == kCommand) {
       seen_command = true;
     } else if (arg == "--redis") {
@@ -238,9 +250,8 @@ extern "C" void OnStopSignal(int) { g_stop.store(true); }
 bool IsImportRedisCommand(const std::vector<std::string>& args) {
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
-    // Global flags that take a value (the TLS and token ones included).
-    if (a == "--server" || a == "--timeout" || a == "--token-file" ||
-        absl::StartsWith(a, "--tls-")) {
+    // Global flags that take a value.
+    if (a == "--server" || a == "--timeout" || IsSecurityFlag(a)) {
       if (a.find('=') == std::string::npos) ++i;  // its value
       continue;
     }
@@ -282,6 +293,9 @@ run with --allow-client-ids (needed for the import only).
   --redis-db N            SELECT this database first (default 0)
   --timeout D             deadline of each BatchCreate and Redis round trip
                           (default 10s for this command)
+  --tls-ca, --tls-cert, --tls-key, --tls-server-name, --token-file
+                          reach a TLS server as every sessiongridctl
+                          command does (sessiongridctl --help)
 
 Never overwrites: an id already in SessionGrid, live or deleted (logged
 out), is skipped as "exists", so re-running is safe. Skipped keys are
@@ -325,6 +339,15 @@ int RunImportRedis(const std::vector<std::string>& args,
   ClientOptions client_options;
   client_options.target = parsed->server;
   client_options.deadline = parsed->timeout;
+  auto security = [&](const char* flag) {
+    auto it = parsed->security.find(flag);
+    return it == parsed->security.end() ? std::string() : it->second;
+  };
+  client_options.tls_ca_file = security("--tls-ca");
+  client_options.tls_cert_file = security("--tls-cert");
+  client_options.tls_key_file = security("--tls-key");
+  client_options.tls_server_name = security("--tls-server-name");
+  client_options.token_file = security("--token-file");
   absl::StatusOr<std::unique_ptr<Client>> sessions =
       Client::Create(std::move(client_options));
   if (!sessions.ok()) {

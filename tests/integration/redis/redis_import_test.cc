@@ -7,6 +7,7 @@
 // SessionGridStore and the edge, is integrations/express/test/
 // migration-ctl.test.js.
 #include <signal.h>
+#include <sys/stat.h>
 
 #include <cstdlib>
 #include <memory>
@@ -23,6 +24,7 @@
 #include "gtest/gtest.h"
 #include "sessiongrid/client.h"
 #include "tests/testutil/cluster.h"
+#include "tests/testutil/pki.h"
 #include "tests/testutil/subprocess.h"
 
 namespace sg {
@@ -103,11 +105,14 @@ class RedisImportTest : public ::testing::Test {
     redis_client_ = *std::move(c);
   }
 
-  void StartServer(bool allow_client_ids = true) {
+  // `extra` server flags; `ca`: the server speaks TLS signed by it.
+  void StartServer(bool allow_client_ids = true,
+                   std::vector<std::string> extra = {}, std::string ca = "") {
     std::vector<std::string> argv = {SG_SERVER_BIN, "--listen=127.0.0.1:0",
                                      "--data-dir=" + dir_ + "/sg-data",
                                      "--metrics-listen="};
     if (allow_client_ids) argv.push_back("--allow-client-ids");
+    argv.insert(argv.end(), extra.begin(), extra.end());
     auto p = Subprocess::Start(argv);
     ASSERT_TRUE(p.ok()) << p.status();
     auto line = (*p)->WaitForLine("msg=listening", absl::Seconds(30));
@@ -117,6 +122,7 @@ class RedisImportTest : public ::testing::Test {
     client::ClientOptions options;
     options.target = server_address_;
     options.deadline = absl::Seconds(5);
+    options.tls_ca_file = ca;
     auto c = client::Client::Create(options);
     ASSERT_TRUE(c.ok()) << c.status();
     client_ = *std::move(c);
@@ -422,6 +428,24 @@ TEST_F(RedisImportTest, APrefixIsMatchedLiterallyNotAsAGlob) {
   v1::GetRequest get;
   get.set_id(ExpressId(1));
   EXPECT_TRUE(client_->Get(get).ok());
+}
+
+TEST_F(RedisImportTest, ReachesATlsServerWithTheGlobalTlsFlags) {
+  const std::string pki_dir = dir_ + "/pki";
+  ASSERT_EQ(mkdir(pki_dir.c_str(), 0700), 0);
+  absl::StatusOr<testutil::TestPki> pki = testutil::TestPki::Make(pki_dir);
+  ASSERT_TRUE(pki.ok()) << pki.status();
+  StartServer(true, {"--tls-cert=" + pki->server_cert,
+                     "--tls-key=" + pki->server_key},
+              pki->ca_cert);
+  PutSession("sess:" + ExpressId(1), SessionJson("alice", 1), 600);
+  RunResult plain = Import({});
+  EXPECT_EQ(plain.exit_code, 1) << plain.output;
+  EXPECT_EQ(ServerSessions(), 0);
+  RunResult tls = Import({"--tls-ca", pki->ca_cert});
+  ASSERT_EQ(tls.exit_code, 0) << tls.output;
+  EXPECT_EQ(Field(tls.summary, "imported"), 1);
+  EXPECT_EQ(ServerSessions(), 1);
 }
 
 }  // namespace
