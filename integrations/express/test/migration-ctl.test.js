@@ -7,6 +7,7 @@
 // knows them. migration.test.js is the same story with the npm importer.
 const { spawnSync } = require('child_process');
 const fs = require('fs');
+const path = require('path');
 const session = require('express-session');
 const { RedisStore } = require('connect-redis');
 const { createClient } = require('redis');
@@ -27,10 +28,14 @@ let after;
 let sgStore;
 const users = {};
 
+// SG_CTL_BIN (ctest sets it), else the sessiongridctl next to
+// SG_SERVER_BIN's build (tests/integrations/express/run.sh BUILD_DIR).
 function ctlBinary() {
-  const bin = process.env.SG_CTL_BIN;
+  const server = process.env.SG_SERVER_BIN;
+  const bin = process.env.SG_CTL_BIN ||
+    (server && path.join(path.dirname(server), '..', 'client', 'sessiongridctl'));
   if (!bin || !fs.existsSync(bin)) {
-    throw new Error(`SG_CTL_BIN must name sessiongridctl (got ${bin || 'nothing'}); run via ctest`);
+    throw new Error(`SG_CTL_BIN must name sessiongridctl (got ${bin || 'nothing'}); build it, run via ctest`);
   }
   return bin;
 }
