@@ -181,7 +181,33 @@ int main(int argc, char** argv) {
                   "need metadata 'authorization: Bearer <token>' "
                   "(UNAUTHENTICATED without, PERMISSION_DENIED when wrong). "
                   "Empty: open.");
+  flags.AddString("peer-tls-cert", &cluster.peer_tls_cert_file,
+                  "PEM certificate of the peer port, also presented on "
+                  "calls to peers; with --peer-tls-key and --peer-tls-ca, "
+                  "peers talk mutual TLS.");
+  flags.AddString("peer-tls-key", &cluster.peer_tls_key_file,
+                  "PEM private key of --peer-tls-cert.");
+  flags.AddString("peer-tls-ca", &cluster.peer_tls_ca_file,
+                  "PEM CA of the peers: the peer port accepts only callers "
+                  "with a certificate it signed, peer calls trust only it. "
+                  "Use a CA that signs no client certificates.");
+  std::string peer_token_file;
+  flags.AddString("peer-token-file", &peer_token_file,
+                  "File holding the peers' shared bearer token: every peer "
+                  "call carries it and the peer port refuses calls without "
+                  "it (UNAUTHENTICATED) or with another (PERMISSION_DENIED).");
   flags.ParseOrExit(argc, argv);
+  cluster.tls_reload_interval = tls.reload_interval;
+  if (!peer_token_file.empty()) {
+    absl::StatusOr<std::string> token =
+        sg::security::ReadTokenFile(peer_token_file, "--peer-token-file");
+    if (!token.ok()) {
+      std::fprintf(stderr, "error: %s\n",
+                   std::string(token.status().message()).c_str());
+      return 2;
+    }
+    cluster.peer_token = *std::move(token);
+  }
   if (!admin_token_file.empty()) {
     absl::StatusOr<std::string> token =
         sg::security::ReadTokenFile(admin_token_file, "--admin-token-file");

@@ -60,7 +60,42 @@ absl::Status ClusterOptions::Validate() const {
     SG_RETURN_IF_ERROR(ParseHostPort(peer_dns, "--peer-dns").status());
   }
   SG_RETURN_IF_ERROR(ParseHostPort(peer_listen, "--peer-listen").status());
+  const int tls_files = !peer_tls_cert_file.empty() + !peer_tls_key_file.empty() +
+                        !peer_tls_ca_file.empty();
+  if (tls_files != 0 && tls_files != 3) {
+    return absl::InvalidArgumentError(
+        "--peer-tls-cert, --peer-tls-key and --peer-tls-ca go together "
+        "(peers authenticate each other: mutual TLS)");
+  }
+  if (tls_files == 3) SG_RETURN_IF_ERROR(PeerServerTls().Validate());
   return absl::OkStatus();
+}
+
+security::ServerTlsOptions ClusterOptions::PeerServerTls() const {
+  security::ServerTlsOptions tls;
+  tls.cert_file = peer_tls_cert_file;
+  tls.key_file = peer_tls_key_file;
+  tls.client_ca_file = peer_tls_ca_file;
+  tls.reload_interval = tls_reload_interval;
+  tls.cert_flag = "--peer-tls-cert";
+  tls.key_flag = "--peer-tls-key";
+  tls.client_ca_flag = "--peer-tls-ca";
+  return tls;
+}
+
+security::ChannelTlsOptions ClusterOptions::PeerChannelTls() const {
+  security::ChannelTlsOptions tls;
+  tls.ca_file = peer_tls_ca_file;
+  tls.cert_file = peer_tls_cert_file;
+  tls.key_file = peer_tls_key_file;
+  // Peers are dialled by addresses from --peers or DNS; any certificate
+  // from the dedicated peer CA is a peer.
+  tls.verify_hostname = false;
+  tls.reload_interval = tls_reload_interval;
+  tls.ca_flag = "--peer-tls-ca";
+  tls.cert_flag = "--peer-tls-cert";
+  tls.key_flag = "--peer-tls-key";
+  return tls;
 }
 
 absl::StatusOr<std::unique_ptr<Cluster>> Cluster::Start(
@@ -88,6 +123,9 @@ absl::StatusOr<std::unique_ptr<Cluster>> Cluster::Start(
   m.suspect_after = options.suspect_after;
   m.dead_after = options.dead_after;
   m.ping_timeout = std::min(options.replica_timeout, options.suspect_after);
+  SG_ASSIGN_OR_RETURN(m.peer_credentials,
+                      security::MakeChannelCredentials(options.PeerChannelTls()));
+  m.peer_token = options.peer_token;
   c->membership_ = std::make_unique<Membership>(m, clock);
 
   HintOptions h;
@@ -114,10 +152,11 @@ absl::StatusOr<std::unique_ptr<Cluster>> Cluster::Start(
 
   c->replica_service_ = std::make_unique<ReplicaServiceImpl>(
       store, c->membership_.get(), c->hints_.get(), c->coordinator_.get(),
-      options.replication_factor);
+      options.replication_factor, options.peer_token);
+  SG_ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> credentials,
+                      security::MakeServerCredentials(options.PeerServerTls()));
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(options.peer_listen,
-                           grpc::InsecureServerCredentials(), &c->peer_port_);
+  builder.AddListeningPort(options.peer_listen, credentials, &c->peer_port_);
   builder.SetMaxReceiveMessageSize(64 << 20);
   builder.SetMaxSendMessageSize(64 << 20);
   builder.RegisterService(c->replica_service_.get());

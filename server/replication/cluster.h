@@ -10,6 +10,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
+#include "common/tls_credentials.h"
 #include "server/replication/anti_entropy.h"
 #include "server/replication/coordinator.h"
 #include "server/replication/hint_log.h"
@@ -45,12 +46,30 @@ struct ClusterOptions {
   int64_t max_sessions_per_principal = 0;
   // The store's, checked against the hint window and anti-entropy period.
   absl::Duration tombstone_ttl = absl::Hours(4);
+  // Mutual TLS between peers (--peer-tls-cert, --peer-tls-key,
+  // --peer-tls-ca, all three or none): the peer port serves this
+  // certificate and accepts only callers presenting one signed by the peer
+  // CA; outgoing peer calls present it and trust only that CA. Use a CA
+  // that signs server certificates only, so no client certificate opens
+  // the peer port. Files re-read every tls_reload_interval.
+  std::string peer_tls_cert_file;
+  std::string peer_tls_key_file;
+  std::string peer_tls_ca_file;
+  absl::Duration tls_reload_interval = absl::Seconds(60);
+  // Shared bearer token of the peer port (--peer-token-file): every
+  // peer call carries it, the peer port refuses calls without it
+  // (UNAUTHENTICATED) or with another (PERMISSION_DENIED). Empty: none.
+  std::string peer_token;
 
   // True when peers are configured: a node without any runs alone.
   bool enabled() const { return !peers.empty() || !peer_dns.empty(); }
   // Rejects W > N, R > N, non-positive values, a tombstone TTL that does
   // not exceed hint window + anti-entropy interval, bad addresses.
   absl::Status Validate() const;
+  // The peer port's and the peer channels' TLS files, with the peer flags'
+  // names for errors.
+  security::ServerTlsOptions PeerServerTls() const;
+  security::ChannelTlsOptions PeerChannelTls() const;
 };
 
 class Cluster final {

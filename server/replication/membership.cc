@@ -1,3 +1,4 @@
+#include "common/bearer_token.h"
 #include "server/replication/membership.h"
 
 #include <netdb.h>
@@ -50,7 +51,8 @@ std::vector<std::string> ResolveAll(const HostPort& target) {
   return out;
 }
 
-std::shared_ptr<rpb::ReplicaService::Stub> NewStub(const std::string& address) {
+std::shared_ptr<rpb::ReplicaService::Stub> NewStub(
+    const std::string& address, const MembershipOptions& options) {
   grpc::ChannelArguments args;
   // A returning peer must be reachable again within a heartbeat or two, not
   // after gRPC's default backoff of up to two minutes.
@@ -59,9 +61,19 @@ std::shared_ptr<rpb::ReplicaService::Stub> NewStub(const std::string& address) {
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
   args.SetMaxReceiveMessageSize(64 << 20);
   args.SetMaxSendMessageSize(64 << 20);
+  std::vector<std::unique_ptr<grpc::experimental::ClientInterceptorFactoryInterface>>
+      interceptors;
+  if (!options.peer_token.empty()) {
+    interceptors.push_back(
+        security::MakeBearerTokenInterceptorFactory(options.peer_token));
+  }
   return std::shared_ptr<rpb::ReplicaService::Stub>(rpb::ReplicaService::NewStub(
-      grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(),
-                                args)));
+      grpc::experimental::CreateCustomChannelWithInterceptors(
+          address,
+          options.peer_credentials != nullptr
+              ? options.peer_credentials
+              : grpc::InsecureChannelCredentials(),
+          args, std::move(interceptors))));
 }
 
 }  // namespace
@@ -131,7 +143,7 @@ Membership::Peer& Membership::PeerAtLocked(const std::string& address) {
     slot = std::make_unique<Peer>();
     slot->address = address;
     slot->since = clock_->Now();
-    slot->stub = NewStub(address);
+    slot->stub = NewStub(address, options_);
   }
   return *slot;
 }

@@ -14,6 +14,8 @@
 #include <thread>
 #include <vector>
 
+#include <grpcpp/security/credentials.h>
+
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
@@ -41,6 +43,10 @@ struct MembershipOptions {
   absl::Duration dns_interval = absl::Seconds(5);
   absl::Duration ping_timeout = absl::Milliseconds(500);
   int virtual_nodes = Ring::kDefaultVirtualNodes;
+  // Of every peer channel: TLS (null: plaintext) and the bearer token its
+  // calls carry (empty: none).
+  std::shared_ptr<grpc::ChannelCredentials> peer_credentials;
+  std::string peer_token;
 };
 
 // What the node knows of one member.

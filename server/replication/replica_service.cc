@@ -21,6 +21,18 @@ grpc::ServerUnaryReactor* Done(grpc::CallbackServerContext* ctx,
   return reactor;
 }
 
+// Finishes the call with the guard's refusal (null: the caller is a peer,
+// or the peer token is off).
+grpc::ServerUnaryReactor* RefuseUnlessPeer(grpc::CallbackServerContext* ctx,
+                                           const security::TokenGuard& guard) {
+  if (!guard.enabled()) return nullptr;
+  grpc::Status denied = guard.Check(*ctx, "peer");
+  if (denied.ok()) return nullptr;
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  reactor->Finish(denied);
+  return reactor;
+}
+
 constexpr int kMaxIdsPerRead = 10000;
 constexpr int kMaxMutationsPerApply = 10000;
 constexpr uint32_t kMaxScanLimit = 10000;
@@ -30,6 +42,7 @@ constexpr uint32_t kMaxScanLimit = 10000;
 grpc::ServerUnaryReactor* ReplicaServiceImpl::Ping(
     grpc::CallbackServerContext* ctx, const rpb::PingRequest* request,
     rpb::PingResponse* response) {
+  if (auto* refused = RefuseUnlessPeer(ctx, peer_guard_)) return refused;
   return Done(ctx, membership_->OnPing(*request, response,
                                        store_->session_count()));
 }
@@ -37,6 +50,7 @@ grpc::ServerUnaryReactor* ReplicaServiceImpl::Ping(
 grpc::ServerUnaryReactor* ReplicaServiceImpl::Apply(
     grpc::CallbackServerContext* ctx, const rpb::ApplyRequest* request,
     rpb::ApplyResponse* response) {
+  if (auto* refused = RefuseUnlessPeer(ctx, peer_guard_)) return refused;
   if (request->mutations_size() > kMaxMutationsPerApply) {
     return Done(ctx, absl::InvalidArgumentError("too many mutations"));
   }
@@ -55,6 +69,7 @@ grpc::ServerUnaryReactor* ReplicaServiceImpl::Apply(
 grpc::ServerUnaryReactor* ReplicaServiceImpl::Read(
     grpc::CallbackServerContext* ctx, const rpb::ReadRequest* request,
     rpb::ReadResponse* response) {
+  if (auto* refused = RefuseUnlessPeer(ctx, peer_guard_)) return refused;
   if (request->ids_size() > kMaxIdsPerRead) {
     return Done(ctx, absl::InvalidArgumentError("too many ids"));
   }
@@ -70,6 +85,7 @@ grpc::ServerUnaryReactor* ReplicaServiceImpl::Read(
 grpc::ServerUnaryReactor* ReplicaServiceImpl::Digest(
     grpc::CallbackServerContext* ctx, const rpb::DigestRequest* request,
     rpb::DigestResponse* response) {
+  if (auto* refused = RefuseUnlessPeer(ctx, peer_guard_)) return refused;
   if (request->buckets() == 0 || request->buckets() > 65536) {
     return Done(ctx, absl::InvalidArgumentError("buckets must be 1..65536"));
   }
@@ -88,6 +104,7 @@ grpc::ServerUnaryReactor* ReplicaServiceImpl::Digest(
 grpc::ServerUnaryReactor* ReplicaServiceImpl::Bucket(
     grpc::CallbackServerContext* ctx, const rpb::BucketRequest* request,
     rpb::BucketResponse* response) {
+  if (auto* refused = RefuseUnlessPeer(ctx, peer_guard_)) return refused;
   if (request->buckets() == 0 || request->buckets() > 65536) {
     return Done(ctx, absl::InvalidArgumentError("buckets must be 1..65536"));
   }
@@ -112,6 +129,7 @@ grpc::ServerUnaryReactor* ReplicaServiceImpl::Bucket(
 grpc::ServerUnaryReactor* ReplicaServiceImpl::ListPrincipal(
     grpc::CallbackServerContext* ctx, const rpb::ListPrincipalRequest* request,
     rpb::ListPrincipalResponse* response) {
+  if (auto* refused = RefuseUnlessPeer(ctx, peer_guard_)) return refused;
   absl::StatusOr<std::vector<store::SessionRecord>> records =
       store_->ListByPrincipal(request->principal(),
                               std::min<uint32_t>(request->limit(), 100000));
@@ -125,6 +143,7 @@ grpc::ServerUnaryReactor* ReplicaServiceImpl::ListPrincipal(
 grpc::ServerUnaryReactor* ReplicaServiceImpl::Scan(
     grpc::CallbackServerContext* ctx, const rpb::ScanRequest* request,
     rpb::ScanResponse* response) {
+  if (auto* refused = RefuseUnlessPeer(ctx, peer_guard_)) return refused;
   if (request->limit() == 0 || request->limit() > kMaxScanLimit) {
     return Done(ctx, absl::InvalidArgumentError(
                          absl::StrCat("scan limit must be 1..", kMaxScanLimit)));
@@ -140,6 +159,7 @@ grpc::ServerUnaryReactor* ReplicaServiceImpl::Scan(
 grpc::ServerUnaryReactor* ReplicaServiceImpl::Coordinate(
     grpc::CallbackServerContext* ctx, const rpb::CoordinateRequest* request,
     rpb::CoordinateResponse* response) {
+  if (auto* refused = RefuseUnlessPeer(ctx, peer_guard_)) return refused;
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   if (request->has_update()) {
     const auto& update = request->update();
@@ -181,6 +201,7 @@ grpc::ServerUnaryReactor* ReplicaServiceImpl::Coordinate(
 grpc::ServerUnaryReactor* ReplicaServiceImpl::Handoff(
     grpc::CallbackServerContext* ctx, const rpb::HandoffRequest* request,
     rpb::HandoffResponse* response) {
+  if (auto* refused = RefuseUnlessPeer(ctx, peer_guard_)) return refused;
   int accepted = 0;
   for (const rpb::Hint& hint : request->hints()) {
     if (hint.target_node() == membership_->self_id()) {

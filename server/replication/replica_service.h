@@ -3,6 +3,7 @@
 // compare-and-set, and hint hand-off.
 #pragma once
 
+#include "common/bearer_token.h"
 #include "server/replication/coordinator.h"
 #include "server/replication/hint_log.h"
 #include "server/replication/membership.h"
@@ -16,12 +17,13 @@ class ReplicaServiceImpl final : public rpb::ReplicaService::CallbackService {
  public:
   ReplicaServiceImpl(store::SessionStore* store, Membership* membership,
                      HintLog* hints, Coordinator* coordinator,
-                     int replication_factor)
+                     int replication_factor, std::string peer_token = "")
       : store_(store),
         membership_(membership),
         hints_(hints),
         coordinator_(coordinator),
-        replication_factor_(replication_factor) {}
+        replication_factor_(replication_factor),
+        peer_guard_(std::move(peer_token)) {}
 
   grpc::ServerUnaryReactor* Ping(grpc::CallbackServerContext* ctx,
                                  const rpb::PingRequest* request,
@@ -57,6 +59,8 @@ class ReplicaServiceImpl final : public rpb::ReplicaService::CallbackService {
   HintLog* const hints_;
   Coordinator* const coordinator_;
   const int replication_factor_;
+  // --peer-token-file: every call must carry it (off when empty).
+  const security::TokenGuard peer_guard_;
 };
 
 }  // namespace sg::replication

@@ -23,6 +23,7 @@
 #include "ctl.h"
 #include "gtest/gtest.h"
 #include "sessiongrid/client.h"
+#include "sessiongrid/replica/v1/replica.grpc.pb.h"
 #include "sessiongrid/v1/admin.grpc.pb.h"
 #include "sessiongrid/v1/session.grpc.pb.h"
 #include "tests/testutil/cluster.h"
@@ -447,6 +448,111 @@ TEST_F(TlsServerTest, ClientLibraryAndCtlUseTlsClientCertificatesAndTokens) {
   EXPECT_EQ(ctl({"health"}, &out, &err), 0) << err;
   EXPECT_EQ(ctl({"--tls-ca=" + dir_ + "/none.pem", "health"}, &out, &err), 2);
   EXPECT_NE(err.find("--tls-ca: cannot read"), std::string::npos) << err;
+}
+
+// A call to a peer port, as a rogue client would make it.
+grpc::Status PeerRead(const std::string& peer_address,
+                      std::shared_ptr<grpc::ChannelCredentials> credentials,
+                      const std::string& token = "") {
+  auto stub = sessiongrid::replica::v1::ReplicaService::NewStub(
+      Fresh(peer_address, credentials));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(In(absl::Seconds(5)));
+  if (!token.empty()) ctx.AddMetadata("authorization", "Bearer " + token);
+  sessiongrid::replica::v1::ReadRequest req;
+  sessiongrid::replica::v1::ReadResponse resp;
+  return stub->Read(&ctx, req, &resp);
+}
+
+// Creates a session through node 0 and waits until every node holds it.
+void ExpectReplicated(testutil::TestCluster& cluster) {
+  ASSERT_TRUE(cluster.WaitForView(0, absl::Seconds(30)));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(In(absl::Seconds(5)));
+  v1::CreateRequest create;
+  create.set_data("replicated");
+  v1::CreateResponse created;
+  grpc::Status s = cluster.sessions(0).Create(&ctx, create, &created);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  const std::string id = created.session().id();
+  const bool everywhere = testutil::PollUntil(
+      [&] {
+        for (int i = 0; i < cluster.size(); ++i) {
+          auto local = cluster.ReadLocal(i, id);
+          if (!local.ok() || local->session().data() != "replicated") return false;
+        }
+        return true;
+      },
+      absl::Seconds(30));
+  EXPECT_TRUE(everywhere) << "the session did not reach every node";
+}
+
+TEST_F(TlsServerTest, PeerMutualTlsClusterReplicatesAndRefusesCallersThatAreNotPeers) {
+  // Peers get their own CA (here the "other" CA and its certificate), so
+  // no client certificate from the client CA opens the peer port.
+  const std::string peer_token = dir_ + "/peer.token";
+  WriteAll(peer_token, "peer-secret");
+  testutil::TestCluster cluster(
+      SG_SERVER_BIN, dir_ + "/cluster", 3,
+      {"--tls-cert=" + pki_.server_cert, "--tls-key=" + pki_.server_key,
+       "--peer-tls-cert=" + pki_.other_client_cert,
+       "--peer-tls-key=" + pki_.other_client_key,
+       "--peer-tls-ca=" + pki_.other_ca_cert,
+       "--peer-token-file=" + peer_token, "--metrics-listen="});
+  cluster.SetClientCredentials(Tls(pki_.ca_cert));
+  cluster.Start();
+  ExpectReplicated(cluster);
+
+  const std::string peer = cluster.node(0).peer_address();
+  grpc::Status plain = PeerRead(peer, grpc::InsecureChannelCredentials());
+  EXPECT_EQ(plain.error_code(), grpc::StatusCode::UNAVAILABLE) << plain.error_message();
+  grpc::Status no_cert = PeerRead(peer, Tls(pki_.other_ca_cert));
+  EXPECT_EQ(no_cert.error_code(), grpc::StatusCode::UNAVAILABLE)
+      << no_cert.error_message();
+  // An edge's or operator's certificate (the client CA) is not a peer's.
+  grpc::Status client_cert = PeerRead(
+      peer, Tls(pki_.other_ca_cert, pki_.client_cert, pki_.client_key));
+  EXPECT_EQ(client_cert.error_code(), grpc::StatusCode::UNAVAILABLE)
+      << client_cert.error_message();
+  // A peer certificate still needs the peer token.
+  auto peer_tls =
+      Tls(pki_.other_ca_cert, pki_.other_client_cert, pki_.other_client_key);
+  EXPECT_EQ(PeerRead(peer, peer_tls).error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(PeerRead(peer, peer_tls, "guess").error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  grpc::Status ok = PeerRead(peer, peer_tls, "peer-secret");
+  EXPECT_TRUE(ok.ok()) << ok.error_message();
+}
+
+TEST_F(TlsServerTest, PeerTokenAloneGuardsAPlaintextPeerPort) {
+  const std::string peer_token = dir_ + "/peer.token";
+  WriteAll(peer_token, "only-peers-know\n");
+  testutil::TestCluster cluster(
+      SG_SERVER_BIN, dir_ + "/cluster", 3,
+      {"--peer-token-file=" + peer_token, "--metrics-listen="});
+  cluster.Start();
+  ExpectReplicated(cluster);
+  const std::string peer = cluster.node(1).peer_address();
+  EXPECT_EQ(PeerRead(peer, grpc::InsecureChannelCredentials()).error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(PeerRead(peer, grpc::InsecureChannelCredentials(), "only-peers")
+                .error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+}
+
+TEST_F(TlsServerTest, IncompletePeerTlsFlagsStopStartUp) {
+  const std::string peer_listen =
+      absl::StrCat("--peer-listen=127.0.0.1:", testutil::FreePort());
+  ExpectStartError({"--peers=127.0.0.1:1", peer_listen,
+                    "--peer-tls-cert=" + pki_.server_cert,
+                    "--peer-tls-key=" + pki_.server_key},
+                   "--peer-tls-cert, --peer-tls-key and --peer-tls-ca go together");
+  ExpectStartError({"--peers=127.0.0.1:1", peer_listen,
+                    "--peer-tls-cert=" + pki_.server_cert,
+                    "--peer-tls-key=" + pki_.client_key,
+                    "--peer-tls-ca=" + pki_.ca_cert},
+                   "--peer-tls-key: " + pki_.client_key + " is not the private key");
 }
 
 }  // namespace

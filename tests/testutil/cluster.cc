@@ -130,8 +130,8 @@ std::vector<std::string> TestCluster::ArgsFor(int i) const {
 }
 
 void TestCluster::Connect(int i) {
-  auto channel = grpc::CreateChannel(nodes_[i].client_address(),
-                                     grpc::InsecureChannelCredentials());
+  auto channel =
+      grpc::CreateChannel(nodes_[i].client_address(), client_credentials_);
   absl::MutexLock lock(&stubs_mu_);
   if (session_stubs_[i] != nullptr) {
     retired_session_stubs_.push_back(std::move(session_stubs_[i]));

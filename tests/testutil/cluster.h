@@ -67,6 +67,12 @@ class TestCluster final {
   // on one peer port, and is told --peer-dns NAME:PORT (the test provides
   // a NAME that resolves to those addresses). Call before Start().
   void UsePeerDns(const std::string& name);
+  // Credentials of the test's own stubs to the client ports (default:
+  // plaintext), e.g. TLS when `extra` starts the nodes with --tls-cert.
+  // Call before Start().
+  void SetClientCredentials(std::shared_ptr<grpc::ChannelCredentials> c) {
+    client_credentials_ = std::move(c);
+  }
 
   // Thread-safe, also while node i restarts: a stub a restart replaces is
   // kept alive until the cluster is destroyed, so a caller still using it
@@ -96,6 +102,8 @@ class TestCluster final {
   std::vector<std::vector<std::string>> node_flags_;
   std::vector<std::vector<std::string>> node_wrappers_;
   std::string peer_dns_;
+  std::shared_ptr<grpc::ChannelCredentials> client_credentials_ =
+      grpc::InsecureChannelCredentials();
   std::vector<NodeSpec> nodes_;
   std::vector<std::unique_ptr<Subprocess>> procs_;
   // Load threads read the stubs while the test thread restarts nodes.
