@@ -207,11 +207,13 @@ describe('nginx auth_request in front of the demo app', () => {
     // The harness trusts 127.0.0.1/32 only: 127.0.0.2 is another host.
     const headers = { 'X-Original-URI': '/api/user/whoami', 'X-Session-Set': Buffer.from('{"x":1}').toString('base64') };
     const before = (await nodeStats(server.address)).creates;
+    const refusedBefore = await metric(edgeOpen, 'sg_edge_local_replies_total{code="403"}');
     const commit = await edgeRequest(edgeOpen, { method: 'POST', path: `${AUTH_PATH}/commit`, headers, localAddress: '127.0.0.2' });
     expect(commit.status).toBe(403);
     const check = await edgeRequest(edgeOpen, { headers, localAddress: '127.0.0.2' });
     expect(check.status).toBe(403);
     expect((await nodeStats(server.address)).creates).toBe(before);
+    expect(await metric(edgeOpen, 'sg_edge_local_replies_total{code="403"}')).toBe(refusedBefore + 2);
     // From an allowed peer the same commit creates a session.
     const ok = await edgeRequest(edgeOpen, { method: 'POST', path: `${AUTH_PATH}/commit`, headers });
     expect(ok.status).toBe(200);
