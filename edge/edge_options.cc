@@ -1,6 +1,8 @@
 #include "edge/edge_options.h"
 
 
+#include "common/bearer_token.h"
+#include "common/tls_credentials.h"
 #include "edge/http/text_util.h"
 #include "edge/proxy_headers.h"
 
@@ -102,6 +104,23 @@ absl::Status EdgeOptions::Validate() const {
   }
   if (session_service.empty()) {
     return bad("session_service", "is required (HOST:PORT[,HOST:PORT...])");
+  }
+  {
+    // Checked here under the edge's flag names (the client would cite its
+    // own); reads the files.
+    security::ChannelTlsOptions tls;
+    tls.ca_file = session_service_tls_ca;
+    tls.cert_file = session_service_tls_cert;
+    tls.key_file = session_service_tls_key;
+    tls.ca_flag = "--session-service-tls-ca";
+    tls.cert_flag = "--session-service-tls-cert";
+    tls.key_flag = "--session-service-tls-key";
+    if (absl::Status s = tls.Validate(); !s.ok()) return s;
+    if (!session_service_token_file.empty()) {
+      absl::StatusOr<std::string> token = security::ReadTokenFile(
+          session_service_token_file, "--session-service-token-file");
+      if (!token.ok()) return token.status();
+    }
   }
   if (threads < 0 || threads > 256) return bad("threads", "must be 0..256");
   if (session_batch_in_flight < 1 || session_batch_in_flight > 64) {

@@ -39,6 +39,16 @@ struct EdgeOptions {
   std::string upstream;
   // The session service: "a:1,b:2" or "dns:///name:port".
   std::string session_service;
+  // TLS to the session service (not an HTTPS listener): the PEM CA that
+  // signs the servers (empty: plaintext), a client certificate and key to
+  // present (servers with --tls-client-ca), the name the certificates are
+  // checked against instead of the host dialled, and a file holding a
+  // bearer token sent with every call.
+  std::string session_service_tls_ca;
+  std::string session_service_tls_cert;
+  std::string session_service_tls_key;
+  std::string session_service_tls_server_name;
+  std::string session_service_token_file;
   // I/O threads, each with its own io_context; 0 = hardware concurrency.
   int threads = 0;
 

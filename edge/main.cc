@@ -83,6 +83,21 @@ int main(int argc, char** argv) {
   flags.AddString("session-service", &o.session_service,
                   "Session service: HOST:PORT[,HOST:PORT...] or "
                   "dns:///NAME:PORT (required).");
+  flags.AddString("session-service-tls-ca", &o.session_service_tls_ca,
+                  "PEM CA of the session service: connect to it with TLS "
+                  "(empty: plaintext). Not an HTTPS listener.");
+  flags.AddString("session-service-tls-cert", &o.session_service_tls_cert,
+                  "PEM client certificate presented to the session service "
+                  "(with --session-service-tls-key; for --tls-client-ca).");
+  flags.AddString("session-service-tls-key", &o.session_service_tls_key,
+                  "PEM private key of --session-service-tls-cert.");
+  flags.AddString("session-service-tls-server-name",
+                  &o.session_service_tls_server_name,
+                  "Name the session service's certificates are checked "
+                  "against instead of the host dialled.");
+  flags.AddString("session-service-token-file", &o.session_service_token_file,
+                  "File holding a bearer token sent on every session "
+                  "service call.");
   flags.AddString("rules", &rules_file,
                   "Classifier rules file (see edge/rules/default.yaml); "
                   "empty: the built-in seed defaults.");

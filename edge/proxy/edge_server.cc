@@ -148,6 +148,11 @@ class EdgeServerImpl final : public EdgeServer {
     copts.target = sh.options.session_service;
     copts.deadline = sh.options.session_timeout;
     copts.max_attempts = 1;
+    copts.tls_ca_file = sh.options.session_service_tls_ca;
+    copts.tls_cert_file = sh.options.session_service_tls_cert;
+    copts.tls_key_file = sh.options.session_service_tls_key;
+    copts.tls_server_name = sh.options.session_service_tls_server_name;
+    copts.token_file = sh.options.session_service_token_file;
     auto c = client::Client::Create(copts);
     if (!c.ok()) return c.status();
     sh.client = *std::move(c);
