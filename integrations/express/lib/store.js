@@ -15,6 +15,12 @@ const { Store } = session;
 
 const DEFAULT_TTL_SECONDS = 86400;
 const DEFAULT_TIMEOUT_MS = 1000;
+// ListSessions pages (the server's largest), and the bound on how many a
+// listing reads (10^9 sessions) so a server bug cannot loop us forever.
+const LIST_PAGE_SIZE = 1000;
+const MAX_LIST_PAGES = 1000000;
+// clear(): Deletes in flight at once.
+const CLEAR_CONCURRENCY = 16;
 
 const CODE_NAMES = Object.fromEntries(Object.entries(Code).map(([k, v]) => [v, k]));
 
@@ -69,6 +75,13 @@ class SessionGridStore extends Store {
   //                   read on a miss during a migration: a session found
   //                   there is copied here under its id; destroy() removes
   //                   it from both
+  //   adminToken      the server's --admin-token-file token, sent (as
+  //                   'authorization: Bearer') with the calls that list or
+  //                   delete many sessions: all, ids, clear, listByPrincipal,
+  //                   destroyByPrincipal
+  //   allowClear      clear() deletes every session of the cluster (the
+  //                   edge's and other apps' too); it refuses unless this
+  //                   is true
   constructor(options = {}) {
     super();
     this.target = options.target || process.env.SESSIONGRID_SERVER || '127.0.0.1:7400';
@@ -91,6 +104,11 @@ class SessionGridStore extends Store {
       throw new TypeError('SessionGridStore: fallback must be an express-session store');
     }
     this.fallback = options.fallback;
+    if (options.adminToken !== undefined && (typeof options.adminToken !== 'string' || !options.adminToken)) {
+      throw new TypeError('SessionGridStore: adminToken must be a non-empty string');
+    }
+    this.adminToken = options.adminToken;
+    this.allowClear = options.allowClear === true;
     const { sessions, admin } = createClients({
       target: this.target,
       credentials: options.credentials,
@@ -101,11 +119,13 @@ class SessionGridStore extends Store {
   }
 
   // One unary call with its own deadline; resolves to the response, rejects
-  // with the gRPC error.
-  _call(client, method, request) {
+  // with the gRPC error. `admin`: the call carries adminToken, if any.
+  _call(client, method, request, { admin = false } = {}) {
     return new Promise((resolve, reject) => {
       const deadline = new Date(Date.now() + this.timeout);
-      client[method](request, { deadline }, (err, response) => {
+      const metadata = new grpc.Metadata();
+      if (admin && this.adminToken) metadata.set('authorization', `Bearer ${this.adminToken}`);
+      client[method](request, metadata, { deadline }, (err, response) => {
         if (err) reject(err);
         else resolve(response);
       });
@@ -301,27 +321,91 @@ class SessionGridStore extends Store {
     }, callback);
   }
 
-  // The service's public API has no way to enumerate sessions (ids are
-  // random and there is no scan RPC), so these answer an error rather than
-  // a wrong list. Per user, listByPrincipal / destroyByPrincipal work.
-  _unsupported(name) {
-    const err = new Error(
-      `SessionGridStore.${name}() is not supported: sessiongrid-server has no call that enumerates sessions ` +
-      '(use listByPrincipal / destroyByPrincipal with the principal option)');
-    err.code = 'SESSIONGRID_NOT_SUPPORTED';
-    return err;
+  // Every live session of the cluster, page after page of ListSessions
+  // (each page its own call and deadline): `onPage(records)` runs per page.
+  async _listAll(includeData, onPage) {
+    let token = '';
+    for (let pages = 0; pages < MAX_LIST_PAGES; pages++) {
+      let response;
+      try {
+        response = await this._call(this.client, 'ListSessions',
+          { page_size: LIST_PAGE_SIZE, page_token: token, include_data: includeData }, { admin: true });
+      } catch (err) {
+        throw serviceError('ListSessions', err, err.code === Code.UNIMPLEMENTED
+          ? 'the server predates ListSessions; upgrade sessiongrid-server' : '');
+      }
+      await onPage(response.sessions || []);
+      token = response.next_page_token || '';
+      if (!token) return;
+    }
+    throw new Error('SessionGrid ListSessions did not end');
   }
 
+  // Every session as connect-redis answers it: an array of the sessions,
+  // each with its `id`. Sessions that do not hold a JSON object (written by
+  // other clients of the service, e.g. sessiongridctl create) are left out.
   all(callback) {
-    return this._run(async () => { throw this._unsupported('all'); }, callback);
+    return this._run(async () => {
+      const out = [];
+      await this._listAll(true, (records) => {
+        for (const record of records) {
+          let sess;
+          try {
+            sess = this._decode(record);
+          } catch (err) {
+            continue;
+          }
+          sess.id = record.id;
+          out.push(sess);
+        }
+      });
+      return out;
+    }, callback);
   }
 
+  // The ids of every live session (data is not fetched).
   ids(callback) {
-    return this._run(async () => { throw this._unsupported('ids'); }, callback);
+    return this._run(async () => {
+      const out = [];
+      await this._listAll(false, (records) => {
+        for (const record of records) out.push(record.id);
+      });
+      return out;
+    }, callback);
   }
 
+  // Deletes every session of the cluster, one Delete each (the service has
+  // no call that wipes a store): only with allowClear, and with adminToken
+  // when the server guards its listing. Resolves to how many were deleted.
   clear(callback) {
-    return this._run(async () => { throw this._unsupported('clear'); }, callback);
+    return this._run(async () => {
+      if (!this.allowClear) {
+        const err = new Error(
+          'SessionGridStore.clear() deletes every session of the cluster (the edge\'s and other apps\' too); ' +
+          'create the store with allowClear: true to allow it');
+        err.code = 'SESSIONGRID_CLEAR_NOT_ALLOWED';
+        throw err;
+      }
+      let deleted = 0;
+      await this._listAll(false, async (records) => {
+        const ids = records.map((r) => r.id);
+        const worker = async () => {
+          while (ids.length) {
+            const sid = ids.pop();
+            let response;
+            try {
+              response = await this._call(this.client, 'Delete', { id: sid });
+            } catch (err) {
+              if (err.code === Code.NOT_FOUND) continue;
+              throw serviceError('Delete', err);
+            }
+            if (response.deleted) deleted++;
+          }
+        };
+        await Promise.all(Array.from({ length: CLEAR_CONCURRENCY }, worker));
+      });
+      return deleted;
+    }, callback);
   }
 
   // Sessions of one principal (needs the principal option): an object of
@@ -330,7 +414,7 @@ class SessionGridStore extends Store {
     return this._run(async () => {
       let response;
       try {
-        response = await this._call(this.client, 'ListByPrincipal', { principal: String(principal) });
+        response = await this._call(this.client, 'ListByPrincipal', { principal: String(principal) }, { admin: true });
       } catch (err) {
         throw serviceError('ListByPrincipal', err);
       }
@@ -346,7 +430,7 @@ class SessionGridStore extends Store {
     return this._run(async () => {
       let response;
       try {
-        response = await this._call(this.client, 'DeleteByPrincipal', { principal: String(principal) });
+        response = await this._call(this.client, 'DeleteByPrincipal', { principal: String(principal) }, { admin: true });
       } catch (err) {
         throw serviceError('DeleteByPrincipal', err);
       }

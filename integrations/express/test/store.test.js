@@ -5,7 +5,7 @@ const session = require('express-session');
 const { SessionGridStore } = require('..');
 const { createDemoApp } = require('../examples/demo-app');
 const {
-  BROWSER_HEADERS, Browser, blackHole, freePort, listen, nodeStats, rawClient, startServer, stopAll, waitFor,
+  BROWSER_HEADERS, Browser, blackHole, freePort, listen, nodeStats, rawClient, startServer, stopAll, tempDir, waitFor,
 } = require('./harness');
 const { describeFlows } = require('./flows');
 
@@ -215,12 +215,97 @@ describe('SessionGridStore API', () => {
     await waitFor(agrees, 'length to agree after a destroy');
   });
 
-  test('all, ids and clear answer an error (no enumeration in the API), never a wrong answer', async () => {
-    for (const name of ['all', 'ids', 'clear']) {
-      await expect(store[name]()).rejects.toMatchObject({ code: 'SESSIONGRID_NOT_SUPPORTED' });
-      const err = await new Promise((resolve) => store[name]((e) => resolve(e)));
-      expect(err.code).toBe('SESSIONGRID_NOT_SUPPORTED');
+  test('all and ids list every live session (ListSessions), never a destroyed or expired one', async () => {
+    const live = [newId(), newId(), newId()];
+    for (const [i, id] of live.entries()) await store.set(id, sess({ user: `lister${i}`, n: i }));
+    const destroyed = newId();
+    await store.set(destroyed, sess({ n: 9 }));
+    await store.destroy(destroyed);
+    const short = newId();
+    await store.set(short, sess({ n: 8 }, 1000));
+
+    const all = await store.all();
+    expect(Array.isArray(all)).toBe(true);
+    const byId = new Map(all.map((s) => [s.id, s]));
+    expect(all.length).toBe(byId.size);  // each once
+    for (const [i, id] of live.entries()) {
+      expect(byId.get(id)).toMatchObject({ id, user: `lister${i}`, n: i });
+      expect(byId.get(id).cookie).toBeDefined();
     }
+    expect(byId.has(destroyed)).toBe(false);
+    const ids = await new Promise((resolve, reject) => store.ids((e, v) => (e ? reject(e) : resolve(v))));
+    expect(new Set(ids).size).toBe(ids.length);
+    for (const id of live) expect(ids).toContain(id);
+    expect(ids).not.toContain(destroyed);
+    // The 1 s cookie ends its session: it leaves the listing.
+    await waitFor(async () => !(await store.ids()).includes(short), 'the expired session to leave ids()');
+    expect((await store.all()).map((s) => s.id)).not.toContain(short);
+    // The callback form, as express-session calls it.
+    const viaCallback = await new Promise((resolve, reject) => store.all((e, v) => (e ? reject(e) : resolve(v))));
+    expect(viaCallback.map((s) => s.id)).toEqual(expect.arrayContaining(live));
+  });
+
+  test('clear refuses unless allowClear: every session of the cluster would go', async () => {
+    await expect(store.clear()).rejects.toMatchObject({ code: 'SESSIONGRID_CLEAR_NOT_ALLOWED' });
+    const err = await new Promise((resolve) => store.clear((e) => resolve(e)));
+    expect(err.message).toMatch(/allowClear/);
+    expect((await store.ids()).length).toBeGreaterThan(0);
+  });
+
+  test('on their own server: all and ids page past 1000 sessions, clear deletes each (others\' too)', async () => {
+    const own = await startServer({ args: ['--allow-client-ids'] });
+    const s = new SessionGridStore({ target: own.address, allowClear: true, timeout: 5000 });
+    const other = rawClient(own.address);
+    try {
+      const ids = Array.from({ length: 1105 }, newId);
+      for (let i = 0; i < ids.length; i += 50) {
+        await Promise.all(ids.slice(i, i + 50).map((id, k) => s.set(id, sess({ k: i + k }))));
+      }
+      // A session another client wrote (not JSON): listed by ids, left out
+      // of all, deleted by clear.
+      const foreign = (await other.call('Create', { data: Buffer.from('cart=3') })).session.id;
+      const listed = await s.ids();
+      expect(listed.length).toBe(ids.length + 1);
+      expect(new Set(listed)).toEqual(new Set([...ids, foreign]));
+      const all = await s.all();
+      expect(all.length).toBe(ids.length);
+      expect(all.map((x) => x.id).sort()).toEqual([...ids].sort());
+      expect(await s.clear()).toBe(ids.length + 1);
+      expect(await s.ids()).toEqual([]);
+      expect(await s.get(ids[0])).toBeNull();
+      await expect(other.call('Get', { id: foreign })).rejects.toMatchObject({ code: NOT_FOUND });
+      // A cleared id stays deleted: a late write of it is dropped.
+      await s.set(ids[1], sess({ late: true }));
+      expect(await s.get(ids[1])).toBeNull();
+    } finally {
+      s.close();
+      other.close();
+    }
+  }, 60000);
+
+  test('adminToken: a server with --admin-token-file lists only for the token holder', async () => {
+    const dir = tempDir('token');
+    const file = require('path').join(dir, 'admin-token');
+    require('fs').writeFileSync(file, 'listing-secret-token\n');
+    const own = await startServer({ args: ['--allow-client-ids', `--admin-token-file=${file}`] });
+    const holder = new SessionGridStore({ target: own.address, adminToken: 'listing-secret-token', allowClear: true });
+    const stranger = new SessionGridStore({ target: own.address, allowClear: true });
+    const wrong = new SessionGridStore({ target: own.address, adminToken: 'guess' });
+    try {
+      const id = newId();
+      await stranger.set(id, sess({ n: 1 }));  // the session calls need no token
+      expect(await holder.ids()).toEqual([id]);
+      await expect(stranger.ids()).rejects.toMatchObject({ code: 'SESSIONGRID_UNAUTHENTICATED' });
+      await expect(stranger.clear()).rejects.toMatchObject({ code: 'SESSIONGRID_UNAUTHENTICATED' });
+      await expect(wrong.all()).rejects.toMatchObject({ code: 'SESSIONGRID_PERMISSION_DENIED' });
+      expect(await stranger.get(id)).toMatchObject({ n: 1 });
+      expect(await holder.clear()).toBe(1);
+    } finally {
+      holder.close();
+      stranger.close();
+      wrong.close();
+    }
+    expect(() => new SessionGridStore({ target: own.address, adminToken: '' })).toThrow(/adminToken/);
   });
 
   test('principal option: listByPrincipal and destroyByPrincipal (log out everywhere)', async () => {
