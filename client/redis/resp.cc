@@ -58,14 +58,18 @@ absl::Status RespParser::Fail(std::string message) {
 absl::StatusOr<RespParser::Step> RespParser::ParseItem(RespValue* out) {
   const std::string_view rest = std::string_view(buffer_).substr(pos_);
   if (rest.empty()) return Step::kNeedMore;
+  // The same limit whether or not the line's end has arrived yet, so the
+  // outcome does not depend on how the bytes were split.
   const size_t eol = rest.find("\r\n");
+  size_t line_bytes = eol;
   if (eol == std::string_view::npos) {
-    if (rest.size() > limits_.max_line_bytes) {
-      return Fail(absl::StrCat("a line longer than ", limits_.max_line_bytes,
-                               " bytes"));
-    }
-    return Step::kNeedMore;
+    line_bytes = rest.size() - (rest.back() == '\r' ? 1 : 0);
   }
+  if (line_bytes > limits_.max_line_bytes) {
+    return Fail(absl::StrCat("a line longer than ", limits_.max_line_bytes,
+                             " bytes"));
+  }
+  if (eol == std::string_view::npos) return Step::kNeedMore;
   const char kind = rest[0];
   const std::string_view line = rest.substr(1, eol - 1);
   const size_t header = eol + 2;

@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 root=../..
 out=corpus
-rm -rf "$out" && mkdir -p "$out/record_codec" "$out/replica_codec" "$out/session_service"
+rm -rf "$out" && mkdir -p "$out/record_codec" "$out/replica_codec" "$out/session_service" "$out/resp"
 
 # --- record_codec: sessions, tombstones and index values, by hand ---
 # stamp (8 bytes LE) | flags | zigzag varints | len+node | len+principal | data
@@ -54,4 +54,10 @@ seed list 06 ListByPrincipalRequest "principal: 'bob' limit: 2147483647"
 seed delete_principal 07 DeleteByPrincipalRequest "principal: 'bob'"
 seed batch_get 08 BatchGetRequest "requests { id: '$id' } requests { id: 'bad id!' touch: true }"
 seed batch_create 09 BatchCreateRequest "requests { data: 'a' } requests { principal: 'e' ttl { seconds: 1 } }"
+# --- resp: Redis replies as import-redis reads them; the first byte picks
+# the size of the pieces the bytes are fed in ---
+printf '\x05*2\r\n$4\r\n1792\r\n*2\r\n$5\r\nsess:\r\n$-1\r\n' >"$out/resp/scan"
+printf '\x01+OK\r\n-ERR x\r\n:42\r\n$3\r\nabc\r\n*-1\r\n*0\r\n' >"$out/resp/scalars"
+printf '\x03*4\r\n$2\r\n{}\r\n:-2\r\n-WRONGTYPE Operation against a key holding the wrong kind of value\r\n$-1\r\n' >"$out/resp/get_pttl"
+
 echo "seeds: $(find "$out" -type f | wc -l) files in $out" >&2

@@ -166,6 +166,9 @@ TEST(RespParserTest, LimitsBoundWhatAPeerCanMakeUsHold) {
               HasSubstr("nested deeper than 3"));
   EXPECT_THAT(ErrorOf("+" + std::string(40, 'x'), limits).message(),
               HasSubstr("longer than 16"));
+  // A complete line over the limit too, not only one still arriving.
+  EXPECT_THAT(ErrorOf("+" + std::string(40, 'x') + "\r\n", limits).message(),
+              HasSubstr("longer than 16"));
   EXPECT_TRUE(ErrorOf("*1\r\n*1\r\n*1\r\n:1\r\n", limits).ok());
 }
 
