@@ -442,7 +442,7 @@ Global flags (also accepted after the command):
   --tls-server-name NAME  check the server certificate against NAME
                     instead of the host dialled.
   --token-file FILE send the bearer token in FILE with every call (the
-                    server's --admin-token-file: read-local,
+                    server's --admin-token-file: read-local, list,
                     list-by-principal, delete-by-principal need it).
   --help, -h        this text.
 
