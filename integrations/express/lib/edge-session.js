@@ -474,8 +474,9 @@ function hookCommit(res, ctx) {
       const headers = directives(ctx);
       if (Object.keys(headers).length === 0) {
         // Nothing to write: only what the check asked for (clearing a
-        // forged or stale cookie, re-signing an old one).
-        if (ctx.checkCookie) setSessionCookies(res, ctx, checkCookie());
+        // forged or stale cookie, re-signing an old one); an app-set
+        // session cookie never passes, bypassed requests included.
+        setSessionCookies(res, ctx, checkCookie());
         state = 'done';
         return original[name].apply(this, args);
       }
@@ -486,7 +487,7 @@ function hookCommit(res, ctx) {
         replay();
       }, (err) => {
         if (ctx.options.unavailable === 'continue') {
-          if (ctx.checkCookie) setSessionCookies(res, ctx, checkCookie());
+          setSessionCookies(res, ctx, checkCookie());
           return replay();
         }
         return fail(err);

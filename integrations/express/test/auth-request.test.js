@@ -120,6 +120,13 @@ describe('nginx auth_request in front of the demo app', () => {
     expect((await nodeStats(server.address)).creates).toBe(statsBefore.creates + 1);
   });
 
+  test('the app\'s own session Set-Cookie never reaches the browser, on bypassed requests too', async () => {
+    const bot = new Browser(nginx.urls[0], { headers: { ...BROWSER_HEADERS, 'User-Agent': GOOGLEBOT } });
+    const r = await bot.post('/api/auth/logout'); // the demo app calls res.clearCookie('connect.sid')
+    expect(r.status).toBe(200);
+    expect(sessionCookieLine(r.setCookies)).toBeUndefined();
+  });
+
   test('a login creates the session on the server, the counter counts, logout clears the cookie', async () => {
     const b = browser();
     const login = await b.post('/api/auth/login', { username: 'alice', password: 'pw' });
