@@ -176,7 +176,7 @@ TEST_F(ReflectionHealthTest, DescribeResolvesSessionServiceAndItsTypes) {
   ASSERT_NE(service, nullptr);
   for (const char* method : {"Create", "Get", "Touch", "Update", "Delete",
                              "Regenerate", "ListByPrincipal",
-                             "DeleteByPrincipal"}) {
+                             "DeleteByPrincipal", "ListSessions"}) {
     EXPECT_NE(service->FindMethodByName(method), nullptr) << method;
   }
   const auto* session = pool_.FindMessageTypeByName("sessiongrid.v1.Session");
