@@ -208,7 +208,14 @@ absl::StatusOr<std::unique_ptr<Cluster>> Cluster::Start(
 
 Cluster::~Cluster() { Stop(); }
 
-void Cluster::BeginDrain() { membership_->SetDraining(); }
+void Cluster::BeginDrain() {
+  membership_->SetDraining();
+  // Before the client port closes: a peer that still took this node for
+  // an id's first owner would forward compare-and-sets to a port about to
+  // close (and, once it has, for the seconds until the peer finds it dead).
+  const int told = membership_->AnnounceDraining();
+  LogInfo("drain: peers told", {{"answered", absl::StrCat(told)}});
+}
 
 int64_t Cluster::HandOffHints() {
   if (hints_->pending() == 0) return 0;

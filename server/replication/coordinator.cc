@@ -576,10 +576,17 @@ void Coordinator::Forward(std::shared_ptr<rpb::ReplicaService::Stub> stub,
 }
 
 std::string Coordinator::CasOwner(const std::string& id) const {
+  // A draining owner is passed over: it is about to stop, and a call
+  // forwarded to it after it stopped fails until it is found dead. The
+  // write stays conditional at every replica, so coordinators that
+  // disagree for a heartbeat still cannot both succeed.
+  std::string fallback;
   for (const std::string& owner : OwnersOf(id)) {
-    if (membership_->LivenessOf(owner) == Liveness::kAlive) return owner;
+    if (membership_->LivenessOf(owner) != Liveness::kAlive) continue;
+    if (!membership_->IsDraining(owner)) return owner;
+    if (fallback.empty()) fallback = owner;
   }
-  return "";
+  return fallback;
 }
 
 void Coordinator::Serialise(const std::string& id,

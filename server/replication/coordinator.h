@@ -118,7 +118,8 @@ class Coordinator final : public store::SessionBackend {
   void RunCasDelete(std::string id, store::Hlc expected,
                     store::Reply<bool> done);
   void DeleteKnown(std::string id, store::Reply<bool> done);
-  // The first live owner, where compare-and-set runs; its stub, or null
+  // The first live owner that is not draining (else the first live one),
+  // where compare-and-set runs; its stub, or null
   // when that is this node (or unreachable: it then runs here).
   std::string CasOwner(const std::string& id) const;
   std::shared_ptr<rpb::ReplicaService::Stub> CasOwnerStub(

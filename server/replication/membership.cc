@@ -348,6 +348,68 @@ Liveness Membership::LivenessOf(const std::string& node_id) const {
   return best;
 }
 
+bool Membership::IsDraining(const std::string& node_id) const {
+  if (node_id == options_.node_id) return draining_.load();
+  absl::MutexLock lock(&mu_);
+  for (const auto& [address, peer] : peers_) {
+    if (peer->node_id == node_id && !peer->self && !peer->duplicate &&
+        peer->draining) {
+      return true;
+    }
+  }
+  return false;
+}
+
+int Membership::AnnounceDraining() {
+  // Its own calls, not the heartbeat's (one may be in flight without the
+  // flag); the state is shared so a late answer touches nothing freed.
+  struct State {
+    absl::Mutex mu;
+    int outstanding ABSL_GUARDED_BY(mu) = 0;
+    int answered ABSL_GUARDED_BY(mu) = 0;
+  };
+  struct Call {
+    grpc::ClientContext ctx;
+    rpb::PingRequest request;
+    rpb::PingResponse response;
+  };
+  auto state = std::make_shared<State>();
+  rpb::PingRequest request;
+  FillSelf(request.mutable_from());
+  std::vector<std::shared_ptr<rpb::ReplicaService::Stub>> stubs;
+  {
+    absl::MutexLock lock(&mu_);
+    FillKnownLocked(&request);
+    for (const auto& [address, peer] : peers_) {
+      if (peer->self || peer->duplicate || peer->node_id.empty()) continue;
+      if (peer->liveness == Liveness::kDead) continue;
+      stubs.push_back(peer->stub);
+    }
+  }
+  {
+    absl::MutexLock lock(&state->mu);
+    state->outstanding = static_cast<int>(stubs.size());
+  }
+  for (const auto& stub : stubs) {
+    auto call = std::make_shared<Call>();
+    call->request = request;
+    call->ctx.set_deadline(absl::ToChronoTime(absl::Now() + options_.ping_timeout));
+    stub->async()->Ping(&call->ctx, &call->request, &call->response,
+                        [call, state](grpc::Status status) {
+                          absl::MutexLock lock(&state->mu);
+                          --state->outstanding;
+                          if (status.ok()) ++state->answered;
+                        });
+  }
+  absl::MutexLock lock(&state->mu);
+  auto done = [&state]() ABSL_SHARED_LOCKS_REQUIRED(state->mu) {
+    return state->outstanding == 0;
+  };
+  state->mu.AwaitWithTimeout(absl::Condition(&done),
+                             options_.ping_timeout + absl::Milliseconds(100));
+  return state->answered;
+}
+
 std::shared_ptr<rpb::ReplicaService::Stub> Membership::StubFor(
     const std::string& node_id) const {
   absl::MutexLock lock(&mu_);
@@ -424,6 +486,15 @@ absl::Status Membership::OnPing(const rpb::PingRequest& request,
   response->set_sessions(sessions);
   absl::MutexLock lock(&mu_);
   LearnLocked(from);
+  // A draining node says so in its own heartbeats: no need to wait for
+  // ours to learn it. Only our own heartbeat's answer clears the flag: it
+  // also proves our channel reaches the node again (after a restart it
+  // may still be backing off, failing every call at once).
+  if (auto it = peers_.find(from.peer_address()); it != peers_.end() &&
+      !it->second->self && it->second->node_id == from.node_id() &&
+      from.draining()) {
+    it->second->draining = true;
+  }
   for (const rpb::Member& m : request.known()) LearnLocked(m);
   for (const auto& [address, peer] : peers_) {
     if (peer->node_id.empty() || peer->self || peer->duplicate) continue;

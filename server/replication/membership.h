@@ -118,6 +118,14 @@ class Membership final {
 
   // Told to peers from now on; they keep this node in the ring.
   void SetDraining() { draining_.store(true); }
+  // Tells every peer at once that this node drains (one heartbeat each,
+  // carrying the flag) and waits for their answers, at most the ping
+  // timeout: from then on no peer picks this node to coordinate a
+  // compare-and-set. Returns how many peers answered.
+  int AnnounceDraining();
+  // Whether the node said it drains (in its last heartbeat, either way);
+  // a draining node still stores writes and answers reads until it stops.
+  bool IsDraining(const std::string& node_id) const;
 
   // Sends one round of heartbeats at once (start-up; tests).
   void PingAllNow();
