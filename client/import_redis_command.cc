@@ -3,6 +3,8 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -73,8 +75,8 @@ absl::StatusOr<int> ParseInt(absl::string_view flag, const std::string& text,
                              int min, int max) {
   int v = 0;
   if (!absl::SimpleAtoi(text, &v) || v < min || v > max) {
-    return Usage(absl::StrCat(flag, ": want ", min, "..", max, ", got \"",
-                              text, "\""));
+    return Usage(
+        absl::StrCat(flag, ": want ", min, "..", max, ", got \"", text, "\""));
   }
   return v;
 }
@@ -105,8 +107,8 @@ absl::StatusOr<Parsed> Parse(const std::vector<std::string>& args,
       if (inline_value) return Usage(absl::StrCat(arg, " takes no value"));
       return absl::OkStatus();
     };
-#define SG_TAKE(var)                                   \
-  absl::StatusOr<std::string> var = value();           \
+#define SG_TAKE(var)                         \
+  absl::StatusOr<std::string> var = value(); \
   if (!var.ok()) return var.status()
 
     if (arg == "--help" || arg == "-h") {
@@ -163,14 +165,15 @@ absl::StatusOr<Parsed> Parse(const std::vector<std::string>& args,
     } else if (absl::StartsWith(arg, "-")) {
       return Usage(absl::StrCat("unknown flag ", arg, " for ", kCommand));
     } else {
-      return Usage(absl::StrCat(kCommand, " takes no arguments, got \"",
-                                args[i], "\""));
+      return Usage(
+          absl::StrCat(kCommand, " takes no arguments, got \"", args[i], "\""));
     }
 #undef SG_TAKE
   }
   if (p.help) return p;
   if (p.server.empty()) {
-    return Usage("no server: pass --server HOST:PORT or set SESSIONGRID_SERVER");
+    return Usage(
+        "no server: pass --server HOST:PORT or set SESSIONGRID_SERVER");
   }
   if (p.redis.address.empty()) return Usage("--redis HOST:PORT is required");
   if (p.import.prefix.empty()) {
@@ -201,8 +204,8 @@ absl::StatusOr<std::string> Password(const Parsed& p,
   const size_t eol = text.find_first_of("\r\n");
   if (eol != std::string::npos) text.resize(eol);
   if (text.empty()) {
-    return Usage(absl::StrCat("--redis-password-file: ", *p.password_file,
-                              " is empty"));
+    return Usage(
+        absl::StrCat("--redis-password-file: ", *p.password_file, " is empty"));
   }
   return text;
 }
@@ -213,8 +216,8 @@ void PrintError(const absl::Status& status, std::ostream& err,
   for (char& c : message) {
     if (c == '\n' || c == '\r') c = ' ';
   }
-  err << "error: " << absl::StatusCodeToString(status.code()) << ": "
-      << message << hint << '\n';
+  err << "error: " << absl::StatusCodeToString(status.code()) << ": " << message
+      << hint << '\n';
 }
 
 // 42s, 3m05s, or ? when unknown; as the npm importer prints it.
@@ -229,14 +232,14 @@ std::string FormatEta(double seconds) {
 // "scanned 1200/~5000, imported 1100, skipped 100, 950 sessions/s, ETA 4s".
 std::string ProgressLine(const RedisImportStats& s, int64_t total,
                          bool dry_run) {
-  const double secs =
-      std::max(0.001, absl::ToDoubleSeconds(s.elapsed));
+  const double secs = std::max(0.001, absl::ToDoubleSeconds(s.elapsed));
   const double rate = static_cast<double>(s.scanned) / secs;
-  const double left = static_cast<double>(std::max<int64_t>(0, total - s.scanned));
+  const double left =
+      static_cast<double>(std::max<int64_t>(0, total - s.scanned));
   const std::string eta =
       s.done ? "0s" : FormatEta(rate > 0 ? left / rate : INFINITY);
-  return absl::StrCat(dry_run ? "[dry run] " : "", "scanned ", s.scanned,
-                      "/~", total, ", imported ", s.imported, ", skipped ",
+  return absl::StrCat(dry_run ? "[dry run] " : "", "scanned ", s.scanned, "/~",
+                      total, ", imported ", s.imported, ", skipped ",
                       s.skipped_total(), ", ", std::llround(rate),
                       " sessions/s, ETA ", eta);
 }
@@ -408,8 +411,8 @@ int RunImportRedis(const std::vector<std::string>& args,
 }
 
 int RunImportRedisInProcess(const std::vector<std::string>& args,
-                            absl::string_view default_server,
-                            std::ostream& out, std::ostream& err) {
+                            absl::string_view default_server, std::ostream& out,
+                            std::ostream& err) {
   ImportRedisEnv env;
   if (const char* auth = std::getenv("REDISCLI_AUTH")) env.redis_auth = auth;
   env.progress_tty = isatty(STDERR_FILENO) == 1;

@@ -47,7 +47,7 @@ int RunImportRedis(const std::vector<std::string>& args,
 // stderr is a terminal, and SIGINT/SIGTERM turned into a stop between
 // pages for the command's duration (a second signal kills as usual).
 int RunImportRedisInProcess(const std::vector<std::string>& args,
-                            absl::string_view default_server,
-                            std::ostream& out, std::ostream& err);
+                            absl::string_view default_server, std::ostream& out,
+                            std::ostream& err);
 
 }  // namespace sg::client

@@ -1,5 +1,6 @@
 #include "client/redis_import.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <utility>
@@ -44,8 +45,7 @@ absl::Status ImportKeys(redis::RedisClient& redis, const Client* sessions,
     commands.push_back({"GET", key});
     commands.push_back({"PTTL", key});
   }
-  SG_ASSIGN_OR_RETURN(std::vector<RespValue> replies,
-                      redis.Pipeline(commands));
+  SG_ASSIGN_OR_RETURN(std::vector<RespValue> replies, redis.Pipeline(commands));
 
   v1::BatchCreateRequest batch;
   for (size_t i = 0; i < keys.size(); ++i) {
@@ -60,19 +60,19 @@ absl::Status ImportKeys(redis::RedisClient& redis, const Client* sessions,
       return redis::ReplyError(redis.address(), value);
     }
     if (pttl.type != RespValue::Type::kInteger) {
-      return absl::DataLossError(absl::StrCat(
-          "redis ", redis.address(), ": PTTL answered a ",
-          std::string(redis::TypeName(pttl.type)), " for ",
-          absl::CHexEscape(keys[i])));
+      return absl::DataLossError(
+          absl::StrCat("redis ", redis.address(), ": PTTL answered a ",
+                       std::string(redis::TypeName(pttl.type)), " for ",
+                       absl::CHexEscape(keys[i])));
     }
     if (value.is_nil() || pttl.integer == -2) {
       Skip(stats, "expired");
       continue;
     }
     if (value.type != RespValue::Type::kBulkString) {
-      return absl::DataLossError(absl::StrCat(
-          "redis ", redis.address(), ": GET answered a ",
-          std::string(redis::TypeName(value.type))));
+      return absl::DataLossError(
+          absl::StrCat("redis ", redis.address(), ": GET answered a ",
+                       std::string(redis::TypeName(value.type))));
     }
     const std::string_view id =
         std::string_view(keys[i]).substr(options.prefix.size());
@@ -107,13 +107,12 @@ absl::Status ImportKeys(redis::RedisClient& redis, const Client* sessions,
       sessions->NextSessionStub()->BatchCreate(&ctx, batch, &response);
   if (!rpc.ok()) {
     absl::Status s = FromGrpcStatus(rpc);
-    return absl::Status(s.code(),
-                        absl::StrCat("BatchCreate: ", s.message()));
+    return absl::Status(s.code(), absl::StrCat("BatchCreate: ", s.message()));
   }
   if (response.results_size() != batch.requests_size()) {
-    return absl::DataLossError(absl::StrCat(
-        "BatchCreate answered ", response.results_size(), " results for ",
-        batch.requests_size(), " sessions"));
+    return absl::DataLossError(
+        absl::StrCat("BatchCreate answered ", response.results_size(),
+                     " results for ", batch.requests_size(), " sessions"));
   }
   for (const v1::CreateResult& r : response.results()) {
     switch (r.status().code()) {
@@ -149,12 +148,12 @@ absl::Status RedisImportOptions::Validate() const {
     return absl::InvalidArgumentError(
         absl::StrCat("--batch: want 1..", kMaxBatch, ", got ", batch));
   }
-  if (cursor.empty() ||
-      !std::all_of(cursor.begin(), cursor.end(),
-                   [](char c) { return c >= '0' && c <= '9'; })) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--cursor: want the number an earlier run printed, got \"", cursor,
-        "\""));
+  if (cursor.empty() || !std::all_of(cursor.begin(), cursor.end(), [](char c) {
+        return c >= '0' && c <= '9';
+      })) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--cursor: want the number an earlier run printed, got \"",
+                     cursor, "\""));
   }
   if (default_ttl < absl::ZeroDuration()) {
     return absl::InvalidArgumentError("--default-ttl: must be positive");

@@ -45,9 +45,9 @@ absl::Status ConnectError(const std::string& address, int err) {
 // (non-blocking) or the failure.
 absl::StatusOr<int> ConnectOne(const addrinfo& ai, absl::Time deadline,
                                const std::string& address) {
-  const int fd = socket(ai.ai_family, ai.ai_socktype | SOCK_CLOEXEC |
-                                          SOCK_NONBLOCK,
-                        ai.ai_protocol);
+  const int fd =
+      socket(ai.ai_family, ai.ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
+             ai.ai_protocol);
   if (fd < 0) {
     return absl::InternalError(
         absl::StrCat("redis ", address, ": socket: ", Errno(errno)));
@@ -64,7 +64,8 @@ absl::StatusOr<int> ConnectOne(const addrinfo& ai, absl::Time deadline,
       if (n < 0 && errno == EINTR) continue;
       if (n == 0) {
         return fail(absl::DeadlineExceededError(
-            absl::StrCat("redis ", address, ": no connection within the "
+            absl::StrCat("redis ", address,
+                         ": no connection within the "
                          "connect timeout")));
       }
       break;
@@ -101,7 +102,8 @@ absl::Status RedisOptions::Validate() const {
 
 absl::Status ReplyError(std::string_view address, const RespValue& reply) {
   const std::string& m = reply.str;
-  const std::string text = absl::StrCat("redis ", std::string(address), ": \"", m, "\"");
+  const std::string text =
+      absl::StrCat("redis ", std::string(address), ": \"", m, "\"");
   if (absl::StartsWith(m, "NOAUTH") || absl::StartsWith(m, "WRONGPASS")) {
     return absl::UnauthenticatedError(text);
   }
@@ -134,9 +136,9 @@ absl::StatusOr<std::unique_ptr<RedisClient>> RedisClient::Connect(
   const std::string port = std::to_string(hp.port);
   const int rc = getaddrinfo(hp.host.c_str(), port.c_str(), &hints, &list);
   if (rc != 0) {
-    return absl::UnavailableError(absl::StrCat(
-        "redis ", options.address, ": cannot resolve ", hp.host, ": ",
-        gai_strerror(rc)));
+    return absl::UnavailableError(absl::StrCat("redis ", options.address,
+                                               ": cannot resolve ", hp.host,
+                                               ": ", gai_strerror(rc)));
   }
   const absl::Time deadline = absl::Now() + options.connect_timeout;
   absl::Status last = absl::UnavailableError(
@@ -196,9 +198,8 @@ absl::StatusOr<std::vector<RespValue>> RedisClient::Pipeline(
     for (;;) {
       absl::StatusOr<std::optional<RespValue>> next = parser_.Next();
       if (!next.ok()) {
-        return Broken(absl::DataLossError(
-            absl::StrCat("redis ", options_.address, ": ",
-                         next.status().message())));
+        return Broken(absl::DataLossError(absl::StrCat(
+            "redis ", options_.address, ": ", next.status().message())));
       }
       if (!next->has_value()) break;
       if (replies.size() == commands.size()) {
@@ -208,8 +209,8 @@ absl::StatusOr<std::vector<RespValue>> RedisClient::Pipeline(
       replies.push_back(std::move(**next));
     }
     if (replies.size() == commands.size()) break;
-    pollfd p{fd_, static_cast<short>(POLLIN | (sent < out.size() ? POLLOUT : 0)),
-             0};
+    pollfd p{fd_,
+             static_cast<short>(POLLIN | (sent < out.size() ? POLLOUT : 0)), 0};
     const int n = poll(&p, 1, MillisLeft(deadline));
     if (n < 0) {
       if (errno == EINTR) continue;
@@ -217,9 +218,9 @@ absl::StatusOr<std::vector<RespValue>> RedisClient::Pipeline(
           absl::StrCat("redis ", options_.address, ": poll: ", Errno(errno))));
     }
     if (n == 0) {
-      return Broken(absl::DeadlineExceededError(absl::StrCat(
-          "redis ", options_.address, ": no reply within ",
-          absl::FormatDuration(options_.io_timeout))));
+      return Broken(absl::DeadlineExceededError(
+          absl::StrCat("redis ", options_.address, ": no reply within ",
+                       absl::FormatDuration(options_.io_timeout))));
     }
     if ((p.revents & POLLOUT) && sent < out.size()) {
       const ssize_t w =
@@ -237,8 +238,7 @@ absl::StatusOr<std::vector<RespValue>> RedisClient::Pipeline(
         parser_.Feed(std::string_view(buf, static_cast<size_t>(r)));
       } else if (r == 0) {
         return Broken(absl::UnavailableError(absl::StrCat(
-            "redis ", options_.address,
-            ": the server closed the connection")));
+            "redis ", options_.address, ": the server closed the connection")));
       } else if (errno != EAGAIN && errno != EINTR) {
         return Broken(absl::UnavailableError(absl::StrCat(
             "redis ", options_.address, ": recv: ", Errno(errno))));
@@ -258,14 +258,13 @@ absl::StatusOr<RespValue> RedisClient::Command(
 absl::StatusOr<ScanPage> RedisClient::Scan(std::string_view cursor,
                                            std::string_view pattern,
                                            int64_t count) {
-  SG_ASSIGN_OR_RETURN(
-      RespValue r,
-      Command({"SCAN", std::string(cursor), "MATCH", std::string(pattern),
-               "COUNT", std::to_string(count)}));
+  SG_ASSIGN_OR_RETURN(RespValue r, Command({"SCAN", std::string(cursor),
+                                            "MATCH", std::string(pattern),
+                                            "COUNT", std::to_string(count)}));
   auto bad = [&]() {
-    return absl::DataLossError(absl::StrCat(
-        "redis ", options_.address,
-        ": SCAN answered something other than [cursor, [keys]]"));
+    return absl::DataLossError(
+        absl::StrCat("redis ", options_.address,
+                     ": SCAN answered something other than [cursor, [keys]]"));
   };
   if (r.type != RespValue::Type::kArray || r.elements.size() != 2 ||
       r.elements[0].type != RespValue::Type::kBulkString ||
@@ -285,9 +284,9 @@ absl::StatusOr<ScanPage> RedisClient::Scan(std::string_view cursor,
 absl::StatusOr<int64_t> RedisClient::DbSize() {
   SG_ASSIGN_OR_RETURN(RespValue r, Command({"DBSIZE"}));
   if (r.type != RespValue::Type::kInteger) {
-    return absl::DataLossError(absl::StrCat(
-        "redis ", options_.address, ": DBSIZE answered a ",
-        std::string(TypeName(r.type)), ", not an integer"));
+    return absl::DataLossError(
+        absl::StrCat("redis ", options_.address, ": DBSIZE answered a ",
+                     std::string(TypeName(r.type)), ", not an integer"));
   }
   return r.integer;
 }

@@ -66,8 +66,8 @@ absl::StatusOr<RespParser::Step> RespParser::ParseItem(RespValue* out) {
     line_bytes = rest.size() - (rest.back() == '\r' ? 1 : 0);
   }
   if (line_bytes > limits_.max_line_bytes) {
-    return Fail(absl::StrCat("a line longer than ", limits_.max_line_bytes,
-                             " bytes"));
+    return Fail(
+        absl::StrCat("a line longer than ", limits_.max_line_bytes, " bytes"));
   }
   if (eol == std::string_view::npos) return Step::kNeedMore;
   const char kind = rest[0];
@@ -75,10 +75,10 @@ absl::StatusOr<RespParser::Step> RespParser::ParseItem(RespValue* out) {
   const size_t header = eol + 2;
   auto parse_int = [&](int64_t* v) -> absl::Status {
     if (!absl::SimpleAtoi(absl::string_view(line.data(), line.size()), v)) {
-      return Fail(absl::StrCat("bad number \"",
-                               absl::string_view(line.data(),
-                                                 std::min<size_t>(line.size(), 40)),
-                               "\" after '", std::string(1, kind), "'"));
+      return Fail(absl::StrCat(
+          "bad number \"",
+          absl::string_view(line.data(), std::min<size_t>(line.size(), 40)),
+          "\" after '", std::string(1, kind), "'"));
     }
     return absl::OkStatus();
   };
@@ -141,9 +141,10 @@ absl::StatusOr<RespParser::Step> RespParser::ParseItem(RespValue* out) {
       return Step::kArrayOpened;
     }
     default:
-      return Fail(absl::StrFormat("unexpected byte 0x%02x at the start of a "
-                                  "reply (not a Redis server?)",
-                                  static_cast<unsigned char>(kind)));
+      return Fail(
+          absl::StrFormat("unexpected byte 0x%02x at the start of a "
+                          "reply (not a Redis server?)",
+                          static_cast<unsigned char>(kind)));
   }
 }
 
@@ -156,8 +157,8 @@ absl::StatusOr<std::optional<RespValue>> RespParser::Next() {
     if (*step == Step::kNeedMore) return std::nullopt;
     if (*step == Step::kArrayOpened) {
       if (stack_.size() >= limits_.max_depth) {
-        return Fail(absl::StrCat("arrays nested deeper than ",
-                                 limits_.max_depth));
+        return Fail(
+            absl::StrCat("arrays nested deeper than ", limits_.max_depth));
       }
       Frame frame;
       frame.remaining = item.integer;

@@ -42,7 +42,7 @@ std::string EncodeCommand(const std::vector<std::string>& args);
 struct RespLimits {
   int64_t max_bulk_bytes = 512LL * 1024 * 1024;  // Redis' own cap
   int64_t max_array_elements = 16 * 1024 * 1024;
-  size_t max_depth = 32;  // nested arrays
+  size_t max_depth = 32;              // nested arrays
   size_t max_line_bytes = 64 * 1024;  // a +, -, : or header line
 };
 

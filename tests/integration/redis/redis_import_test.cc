@@ -38,7 +38,8 @@ using testutil::Subprocess;
 // An express-session id: 24 random bytes in base64url, 32 characters.
 std::string ExpressId(int n) {
   std::string id = absl::StrCat("sid", n, "_");
-  while (id.size() < 32) id += static_cast<char>('a' + (id.size() * 7 + n) % 26);
+  while (id.size() < 32)
+    id += static_cast<char>('a' + (id.size() * 7 + n) % 26);
   return id;
 }
 
@@ -82,19 +83,19 @@ class RedisImportTest : public ::testing::Test {
       const int port = testutil::FreePort();
       ASSERT_GT(port, 0);
       std::vector<std::string> argv = {
-          RedisBinary(), "--port", std::to_string(port), "--bind",
-          "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir_};
+          RedisBinary(), "--port", std::to_string(port), "--bind", "127.0.0.1",
+          "--save",      "",       "--appendonly",       "no",     "--dir",
+          dir_};
       argv.insert(argv.end(), extra.begin(), extra.end());
       auto p = Subprocess::Start(argv);
       ASSERT_TRUE(p.ok()) << p.status();
-      if ((*p)->WaitForLine("Ready to accept connections",
-                            absl::Seconds(15))) {
+      if ((*p)->WaitForLine("Ready to accept connections", absl::Seconds(15))) {
         redis_ = *std::move(p);
         redis_address_ = absl::StrCat("127.0.0.1:", port);
       }
     }
-    ASSERT_NE(redis_, nullptr) << "redis-server (" << RedisBinary()
-                               << ") did not start";
+    ASSERT_NE(redis_, nullptr)
+        << "redis-server (" << RedisBinary() << ") did not start";
     redis::RedisOptions options;
     options.address = redis_address_;
     for (size_t i = 0; i + 1 < extra.size(); ++i) {
@@ -148,9 +149,9 @@ class RedisImportTest : public ::testing::Test {
   // Starts `sessiongridctl --server S import-redis --redis R args...`.
   std::unique_ptr<Subprocess> StartImport(std::vector<std::string> args,
                                           std::vector<std::string> env = {}) {
-    std::vector<std::string> argv = {SG_CTL_BIN, "--server", server_address_,
-                                     "import-redis", "--redis",
-                                     redis_address_};
+    std::vector<std::string> argv = {SG_CTL_BIN,      "--server",
+                                     server_address_, "import-redis",
+                                     "--redis",       redis_address_};
     argv.insert(argv.end(), args.begin(), args.end());
     auto p = Subprocess::Start(argv, env);
     EXPECT_TRUE(p.ok()) << p.status();
@@ -162,14 +163,16 @@ class RedisImportTest : public ::testing::Test {
     r.exit_code = p.Wait(absl::Seconds(120)).value_or(-1);
     r.output = p.Output();
     for (absl::string_view line : absl::StrSplit(r.output, '\n')) {
-      if (absl::StartsWith(line, "{\"scanned\":")) r.summary = std::string(line);
+      if (absl::StartsWith(line, "{\"scanned\":"))
+        r.summary = std::string(line);
     }
     return r;
   }
 
   RunResult Import(std::vector<std::string> args,
                    std::vector<std::string> env = {}) {
-    std::unique_ptr<Subprocess> p = StartImport(std::move(args), std::move(env));
+    std::unique_ptr<Subprocess> p =
+        StartImport(std::move(args), std::move(env));
     if (p == nullptr) return {};
     return Finish(*p);
   }
@@ -224,17 +227,21 @@ TEST_F(RedisImportTest, CopiesSessionsWithTheirJsonAndRemainingTtl) {
   // A dry run reads and checks everything and writes nothing.
   RunResult dry = Import({"--dry-run", "--default-ttl", "2h"});
   EXPECT_EQ(dry.exit_code, 0) << dry.output;
-  EXPECT_EQ(dry.summary,
-            R"({"scanned":7,"imported":3,"skipped":{"bad_id":1,"not_json_object":2,"wrong_type":1},"cursor":"0","done":true,"elapsedMs":)" +
-                std::to_string(Field(dry.summary, "elapsedMs")) +
-                R"(,"dryRun":true})");
+  EXPECT_EQ(
+      dry.summary,
+      R"({"scanned":7,"imported":3,"skipped":{"bad_id":1,"not_json_object":2,"wrong_type":1},"cursor":"0","done":true,"elapsedMs":)" +
+          std::to_string(Field(dry.summary, "elapsedMs")) +
+          R"(,"dryRun":true})");
   EXPECT_THAT(dry.output, HasSubstr("[dry run] scanned 7/~8, imported 3, "
                                     "skipped 4, "));
   EXPECT_EQ(ServerSessions(), 0);
 
   RunResult run = Import({"--default-ttl", "2h"});
   ASSERT_EQ(run.exit_code, 0) << run.output;
-  EXPECT_THAT(run.summary, HasSubstr(R"("scanned":7,"imported":3,"skipped":{"bad_id":1,"not_json_object":2,"wrong_type":1},"cursor":"0","done":true)"));
+  EXPECT_THAT(
+      run.summary,
+      HasSubstr(
+          R"("scanned":7,"imported":3,"skipped":{"bad_id":1,"not_json_object":2,"wrong_type":1},"cursor":"0","done":true)"));
   EXPECT_THAT(run.output, ::testing::ContainsRegex(
                               "scanned 7/~8, imported 3, skipped 4, [0-9]+ "
                               "sessions/s, ETA 0s"));
@@ -265,7 +272,8 @@ TEST_F(RedisImportTest, CopiesSessionsWithTheirJsonAndRemainingTtl) {
   EXPECT_EQ(client_->Get(other).status().code(), absl::StatusCode::kNotFound);
 }
 
-TEST_F(RedisImportTest, ReRunningSkipsEverythingAsExistingAndNeverUndoesALogout) {
+TEST_F(RedisImportTest,
+       ReRunningSkipsEverythingAsExistingAndNeverUndoesALogout) {
   StartServer();
   for (int i = 0; i < 20; ++i) {
     PutSession(absl::StrCat("sess:", ExpressId(i)),
@@ -287,7 +295,9 @@ TEST_F(RedisImportTest, ReRunningSkipsEverythingAsExistingAndNeverUndoesALogout)
 
   RunResult again = Import({});
   ASSERT_EQ(again.exit_code, 0) << again.output;
-  EXPECT_THAT(again.summary, HasSubstr(R"("scanned":20,"imported":0,"skipped":{"exists":20})"));
+  EXPECT_THAT(
+      again.summary,
+      HasSubstr(R"("scanned":20,"imported":0,"skipped":{"exists":20})"));
   v1::GetRequest get;
   get.set_id(ExpressId(0));
   EXPECT_EQ(client_->Get(get).status().code(), absl::StatusCode::kNotFound);
@@ -332,8 +342,8 @@ TEST_F(RedisImportTest, SigintStopsBetweenPagesAndPrintsTheCursorToResumeFrom) {
   constexpr int kKeys = 4000;
   std::vector<std::vector<std::string>> sets;
   for (int i = 0; i < kKeys; ++i) {
-    sets.push_back({"SET", "sess:" + ExpressId(i), SessionJson("u", i), "EX",
-                    "600"});
+    sets.push_back(
+        {"SET", "sess:" + ExpressId(i), SessionJson("u", i), "EX", "600"});
   }
   ASSERT_TRUE(redis_client_->Pipeline(sets).ok());
   // One key per page: thousands of round trips, time to interrupt.
@@ -435,9 +445,9 @@ TEST_F(RedisImportTest, ReachesATlsServerWithTheGlobalTlsFlags) {
   ASSERT_EQ(mkdir(pki_dir.c_str(), 0700), 0);
   absl::StatusOr<testutil::TestPki> pki = testutil::TestPki::Make(pki_dir);
   ASSERT_TRUE(pki.ok()) << pki.status();
-  StartServer(true, {"--tls-cert=" + pki->server_cert,
-                     "--tls-key=" + pki->server_key},
-              pki->ca_cert);
+  StartServer(
+      true, {"--tls-cert=" + pki->server_cert, "--tls-key=" + pki->server_key},
+      pki->ca_cert);
   PutSession("sess:" + ExpressId(1), SessionJson("alice", 1), 600);
   RunResult plain = Import({});
   EXPECT_EQ(plain.exit_code, 1) << plain.output;

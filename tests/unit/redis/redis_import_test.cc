@@ -41,11 +41,13 @@ TEST(RedisImportTest, SummaryIsTheNpmImportersJson) {
   s.cursor = "0";
   s.done = true;
   s.elapsed = absl::Milliseconds(12);
-  EXPECT_EQ(s.ToJson(false),
-            R"({"scanned":5,"imported":3,"skipped":{"bad_id":1,"not_json_object":1},"cursor":"0","done":true,"elapsedMs":12,"dryRun":false})");
+  EXPECT_EQ(
+      s.ToJson(false),
+      R"({"scanned":5,"imported":3,"skipped":{"bad_id":1,"not_json_object":1},"cursor":"0","done":true,"elapsedMs":12,"dryRun":false})");
   EXPECT_EQ(s.skipped_total(), 2);
-  EXPECT_EQ(RedisImportStats().ToJson(true),
-            R"({"scanned":0,"imported":0,"skipped":{},"cursor":"0","done":false,"elapsedMs":0,"dryRun":true})");
+  EXPECT_EQ(
+      RedisImportStats().ToJson(true),
+      R"({"scanned":0,"imported":0,"skipped":{},"cursor":"0","done":false,"elapsedMs":0,"dryRun":true})");
 }
 
 TEST(RedisImportTest, OptionsAreChecked) {
@@ -65,8 +67,8 @@ TEST(RedisImportTest, PrefixIsMatchedLiterally) {
 
 TEST(ImportRedisCommandTest, IsFoundAfterTheGlobalFlags) {
   EXPECT_TRUE(IsImportRedisCommand({"import-redis", "--redis", "h:1"}));
-  EXPECT_TRUE(IsImportRedisCommand({"--server", "import-redis2", "--timeout",
-                                    "3s", "import-redis"}));
+  EXPECT_TRUE(IsImportRedisCommand(
+      {"--server", "import-redis2", "--timeout", "3s", "import-redis"}));
   EXPECT_TRUE(IsImportRedisCommand({"--server=a:1", "import-redis"}));
   EXPECT_FALSE(IsImportRedisCommand({"--server", "import-redis", "get", "x"}));
   EXPECT_FALSE(IsImportRedisCommand({"get", "import-redis"}));
@@ -133,7 +135,8 @@ TEST_F(ImportRedisUsageTest, ARefusedRedisPortExitsOneSayingSo) {
   socklen_t len = sizeof(addr);
   ASSERT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
   close(fd);
-  const std::string target = "127.0.0.1:" + std::to_string(ntohs(addr.sin_port));
+  const std::string target =
+      "127.0.0.1:" + std::to_string(ntohs(addr.sin_port));
   EXPECT_EQ(Run({"import-redis", "--redis", target}), 1);
   EXPECT_THAT(err_.str(), StartsWith("error: UNAVAILABLE: redis " + target +
                                      ": connection refused"));

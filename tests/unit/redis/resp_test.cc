@@ -37,9 +37,10 @@ absl::Status ErrorOf(std::string_view bytes, RespLimits limits = {}) {
 
 TEST(RespParserTest, ParsesEveryScalarType) {
   RespParser parser;
-  std::vector<RespValue> v = ParseAll(
-      parser, "+OK\r\n-WRONGTYPE Operation against a key\r\n:-42\r\n"
-              "$5\r\nhello\r\n$0\r\n\r\n$-1\r\n*-1\r\n*0\r\n");
+  std::vector<RespValue> v =
+      ParseAll(parser,
+               "+OK\r\n-WRONGTYPE Operation against a key\r\n:-42\r\n"
+               "$5\r\nhello\r\n$0\r\n\r\n$-1\r\n*-1\r\n*0\r\n");
   ASSERT_EQ(v.size(), 8u);
   EXPECT_EQ(v[0].type, Type::kSimpleString);
   EXPECT_EQ(v[0].str, "OK");
@@ -61,8 +62,7 @@ TEST(RespParserTest, ParsesEveryScalarType) {
 TEST(RespParserTest, BulkStringsAreBinarySafe) {
   RespParser parser;
   const std::string payload("a\r\nb\0c", 6);
-  std::vector<RespValue> v =
-      ParseAll(parser, "$6\r\n" + payload + "\r\n");
+  std::vector<RespValue> v = ParseAll(parser, "$6\r\n" + payload + "\r\n");
   ASSERT_EQ(v.size(), 1u);
   EXPECT_EQ(v[0].str, payload);
 }
@@ -160,7 +160,8 @@ TEST(RespParserTest, LimitsBoundWhatAPeerCanMakeUsHold) {
   limits.max_array_elements = 4;
   limits.max_depth = 3;
   limits.max_line_bytes = 16;
-  EXPECT_THAT(ErrorOf("$11\r\n", limits).message(), HasSubstr("bulk string of 11"));
+  EXPECT_THAT(ErrorOf("$11\r\n", limits).message(),
+              HasSubstr("bulk string of 11"));
   EXPECT_THAT(ErrorOf("*5\r\n", limits).message(), HasSubstr("array of 5"));
   EXPECT_THAT(ErrorOf("*1\r\n*1\r\n*1\r\n*1\r\n:1\r\n", limits).message(),
               HasSubstr("nested deeper than 3"));
