@@ -11,6 +11,7 @@
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/security/credentials.h>
 
+#include <cstdio>
 #include <fstream>
 #include <iterator>
 #include <set>
@@ -363,6 +364,39 @@ TEST_F(TlsServerTest, AdminTokenGuardsReadLocalAndLeavesStatusAndSessionsOpen) {
   }
 }
 
+TEST_F(TlsServerTest, ClientRereadsItsCaFileWithoutANewClient) {
+  StartServer(TlsFlags());
+  // The client starts with the wrong CA in its file, then the right one
+  // lands there (a rotated CA bundle).
+  const std::string ca = dir_ + "/client-ca.pem";
+  WriteAll(ca, ReadAll(pki_.other_ca_cert));
+  client::ClientOptions o;
+  o.target = address_;
+  o.deadline = absl::Seconds(2);
+  o.max_attempts = 1;
+  o.tls_ca_file = ca;
+  o.tls_reload_interval = absl::Seconds(1);
+  auto client = client::Client::Create(o);
+  ASSERT_TRUE(client.ok()) << client.status();
+  v1::CreateRequest create;
+  create.set_data("x");
+  EXPECT_EQ((*client)->Create(create).status().code(),
+            absl::StatusCode::kUnavailable);
+  WriteAll(ca + ".tmp", ReadAll(pki_.ca_cert));
+  ASSERT_EQ(std::rename((ca + ".tmp").c_str(), ca.c_str()), 0);
+  absl::Status last;
+  const bool trusted = testutil::PollUntil(
+      [&] {
+        last = (*client)->Create(create).status();
+        return last.ok();
+      },
+      // The file is re-read within a second, but a channel whose
+      // handshakes failed retries on gRPC's reconnect backoff (1 s x 1.6^n:
+      // the fifth attempt, ~16 s in, is the first that succeeds here).
+      absl::Seconds(60));
+  EXPECT_TRUE(trusted) << last;
+}
+
 TEST_F(TlsServerTest, BadAdminTokenFileStopsStartUp) {
   const std::string empty = dir_ + "/empty.token";
   WriteAll(empty, "\n");
@@ -502,6 +536,26 @@ TEST_F(TlsServerTest, PeerMutualTlsClusterReplicatesAndRefusesCallersThatAreNotP
   cluster.SetClientCredentials(Tls(pki_.ca_cert));
   cluster.Start();
   ExpectReplicated(cluster);
+
+  // The client library over TLS to a list of nodes (each address checked
+  // against its own certificate; owner routing on).
+  client::ClientOptions o;
+  o.target = absl::StrCat(cluster.node(0).client_address(), ",",
+                          cluster.node(1).client_address(), ",",
+                          cluster.node(2).client_address());
+  o.deadline = absl::Seconds(5);
+  o.tls_ca_file = pki_.ca_cert;
+  auto client = client::Client::Create(o);
+  ASSERT_TRUE(client.ok()) << client.status();
+  v1::CreateRequest create;
+  create.set_data("via the list");
+  auto created = (*client)->Create(create);
+  ASSERT_TRUE(created.ok()) << created.status();
+  v1::GetRequest get;
+  get.set_id(created->session().id());
+  auto got = (*client)->Get(get);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->session().data(), "via the list");
 
   const std::string peer = cluster.node(0).peer_address();
   grpc::Status plain = PeerRead(peer, grpc::InsecureChannelCredentials());
