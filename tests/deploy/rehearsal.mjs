@@ -12,11 +12,12 @@
 //   5. scale-down of the StatefulSet by one;
 //   6. every session is still there.
 //
-// Pass: 0 lost sessions, every pod exited 0 within its grace period (no
-// SIGKILL), no probe failure, and 0 failed requests, except a small budget
-// of requests that ran without their session because the session service
-// itself blipped while a server was replaced (see finish(); reported as
-// KNOWN GAP, failed with SG_REHEARSAL_STRICT=1).
+// Pass: 0 failed requests (of any kind, printed and counted by status),
+// 0 lost sessions, every counter answer above the user's previous one (with
+// the chart's R + W > N), 0 session writes the edges could not make (their
+// /metrics), every pod exited 0 within its grace period (no SIGKILL), no
+// probe failure. The load has no randomness (USERS users, fixed order);
+// ports and the work dir are chosen at run time and printed.
 //
 // Translation to loopback (printed at start): each pod has its own 127.x
 // address and the rendered ports (chosen free by --set); $(VAR) expanded
@@ -285,9 +286,74 @@ const targetPort = dep.spec.template.spec.containers[0].ports.find((p) => p.name
 const proxy = new ServiceProxy(dep.metadata.name, () => pods.filter((p) => p.kind === "edge"), targetPort);
 const lbPort = await proxy.listen();
 
+// --- the edges' own account of their session writes ------------------------------
+// In fail-open mode a session write that failed still answers the app's
+// 200, so the requests alone cannot see it: every edge's /metrics is read
+// every 500 ms (the last reading of each pod stands) and the sums must be 0.
+const adminPort = dep.spec.template.spec.containers[0].ports.find((p) => p.name === "admin").containerPort;
+const edgeWrites = new Map(); // pod name -> { failures, overwritten, dropped, errors }
+function getText(host, port, path, timeoutMs) {
+  return new Promise((resolve) => {
+    const req = http.get({ host, port, path, agent: false, timeout: timeoutMs }, (res) => {
+      const chunks = [];
+      res.on("data", (c) => chunks.push(c));
+      res.on("end", () => resolve(res.statusCode === 200 ? Buffer.concat(chunks).toString() : null));
+      res.on("error", () => resolve(null));
+    });
+    req.on("timeout", () => req.destroy(new Error("timeout")));
+    req.on("error", () => resolve(null));
+  });
+}
+const sample = (text, name, labels = "") => {
+  let sum = 0;
+  for (const line of text.split("\n")) {
+    if (!line.startsWith(name) || (line[name.length] !== " " && line[name.length] !== "{")) continue;
+    if (labels && !line.includes(labels)) continue;
+    sum += Number(line.slice(line.lastIndexOf(" ") + 1)) || 0;
+  }
+  return sum;
+};
+async function scrapeEdges() {
+  await Promise.all(pods.filter((p) => p.kind === "edge" && p.started && !p.exit).map(async (p) => {
+    const text = await getText(p.ip, adminPort, "/metrics", 1000);
+    if (!text) return;
+    edgeWrites.set(p.name, {
+      failures: sample(text, "sg_edge_session_write_failures_total"),
+      overwritten: sample(text, "sg_edge_session_write_conflicts_total", 'resolution="overwritten"'),
+      dropped: sample(text, "sg_edge_session_write_conflicts_total", 'resolution="dropped"'),
+      errors: sample(text, "sg_edge_session_calls_total", 'result="error"'),
+      errorsBy: Object.fromEntries([...text.matchAll(/^sg_edge_session_calls_total\{method="([a-z_]+)",result="error"\} (\d+)/gm)].filter((m) => m[2] !== "0").map((m) => [m[1], Number(m[2])])),
+    });
+  }));
+}
+let scraping = true;
+const scraper = (async () => {
+  while (scraping) {
+    await scrapeEdges();
+    await sleep(500);
+  }
+})();
+const edgeTotals = () => {
+  const t = { failures: 0, overwritten: 0, dropped: 0, errors: 0 };
+  for (const v of edgeWrites.values()) for (const k of Object.keys(t)) t[k] += v[k];
+  return t;
+};
+
 // --- load ---------------------------------------------------------------------------------
 const BROWSER = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
-const stats = { requests: 0, failed: 0, lost: 0, regressions: 0, bypassed: 0, retried: 0, failures: [] };
+const stats = { requests: 0, failed: 0, lost: 0, regressions: 0, bypassed: 0, retried: 0, failures: [], regressionLog: [] };
+// How late this script's own timers fire: a stall here is the machine (two
+// cores, other work), and explains a session call missing its deadline.
+const loopLag = { max: 0, episodes: [] };
+{
+  let last = now();
+  setInterval(() => {
+    const lag = now() - last - 50;
+    last = now();
+    if (lag > loopLag.max) loopLag.max = lag;
+    if (lag > 200) loopLag.episodes.push(`${new Date().toISOString()} ${lag} ms`);
+  }, 50).unref();
+}
 // Half the users keep their connections alive, as browsers do; like a
 // browser, such a user retries a GET once when a reused connection turns out
 // to have been closed by the server (RFC 9112 9.3.1); nothing else is retried.
@@ -320,9 +386,10 @@ function request(method, path, { cookie, body, ua = BROWSER, agent = false } = {
 // `unavailable`: the edge could not reach the session service for this
 // request (X-Session-Status: unavailable), as opposed to a session that is
 // gone or an HTTP failure.
-function fail(what, r, { unavailable = false } = {}) {
+function fail(what, r, { unavailable = false, kind = null } = {}) {
   stats.failed++;
-  stats.failures.push({ at: now(), unavailable, text: `${new Date().toISOString()} ${what}: status ${r.status} ${r.error ?? ""} ${(r.body ?? "").slice(0, 120)}` });
+  kind ??= `${r.status}${r.error ? ` ${r.error}` : ""}${unavailable ? " session service unavailable" : ""}`;
+  stats.failures.push({ at: now(), kind, text: `${new Date().toISOString()} ${what}: status ${r.status} ${r.error ?? ""} ${(r.body ?? "").slice(0, 120)}${unavailable ? " [session service unavailable]" : ""}` });
 }
 const sidOf = (r) => (r.headers?.["set-cookie"] ?? []).map((c) => c.split(";")[0]).find((c) => c.startsWith("connect.sid="));
 
@@ -359,14 +426,17 @@ async function userLoop(u) {
       fail(`whoami ${u.name}: session service unavailable`, who, { unavailable: true });
     } else if (!j?.loggedIn || j.user !== u.name) {
       stats.lost++;
-      fail(`whoami ${u.name}: not logged in (sessionStatus ${j?.sessionStatus})`, who);
+      fail(`whoami ${u.name}: not logged in (sessionStatus ${j?.sessionStatus})`, who, { kind: "200 session lost" });
     }
     const c = await request("POST", "/api/user/counter", { cookie: u.cookie, agent: u.agent });
     stats.requests++;
     if (c.status !== 200) fail(`counter ${u.name}`, c, { unavailable: c.status === 503 && /sessions are unavailable/.test(c.body ?? "") });
     else {
       const v = JSON.parse(c.body).counter;
-      if (v <= u.counter) stats.regressions++;
+      if (v <= u.counter) {
+        stats.regressions++;
+        stats.regressionLog.push(`${new Date().toISOString()} ${u.name}: counter ${v} after ${u.counter}`);
+      }
       u.counter = v;
     }
     const rotated = sidOf(c) ?? sidOf(who);
@@ -377,7 +447,7 @@ async function userLoop(u) {
         stats.requests++;
         stats.bypassed++;
         if (b.status !== 200) fail(`bypass ${path}`, b);
-        else if (sidOf(b)) fail(`bypass ${path} got a session cookie`, b);
+        else if (sidOf(b)) fail(`bypass ${path} got a session cookie`, b, { kind: "200 bypass with a cookie" });
       }
     }
     await sleep(100);
@@ -386,7 +456,8 @@ async function userLoop(u) {
 const loops = users.map(userLoop);
 await sleep(3000);
 const mark = (phase) => {
-  console.log(`[${phase}] requests ${stats.requests}, failed ${stats.failed}, lost sessions ${stats.lost}, counter regressions ${stats.regressions}, GETs retried on a closed keep-alive connection ${stats.retried}`);
+  const e = edgeTotals();
+  console.log(`[${phase}] requests ${stats.requests}, failed ${stats.failed}, lost sessions ${stats.lost}, counter regressions ${stats.regressions}, GETs retried on a closed keep-alive connection ${stats.retried}; edges: session write failures ${e.failures}, conflicts overwritten ${e.overwritten} dropped ${e.dropped}, session call errors ${e.errors}`);
 };
 mark("steady");
 
@@ -472,6 +543,9 @@ if (replication && serverReplicas > 1) {
 // --- 6. stop the load; every session is still there ----------------------------
 loadOn = false;
 await Promise.all(loops);
+scraping = false;
+await scraper;
+await scrapeEdges();
 for (const u of users) u.agent?.destroy();
 for (const u of users) {
   const r = await request("GET", "/api/user/whoami", { cookie: u.cookie });
@@ -486,33 +560,36 @@ finish();
 
 function finish() {
   t.check(stats.requests > 0 || t.failures.length, "some load ran");
-  // Known gap, reported and not failed unless SG_REHEARSAL_STRICT=1: while
-  // a server is being stopped or replaced, a few requests can run without
-  // their session (the edge answers X-Session-Status: unavailable) because
-  // of the session service itself, not of these manifests: the edge's
-  // session calls are the client's asynchronous calls, which are never
-  // retried, and a server stops taking calls (its cluster drain begins) the
-  // moment SIGTERM arrives, or coordinates for a moment before it reaches
-  // its peers again after a restart. Tolerated: only that kind of failure,
-  // only inside a server phase (a server's SIGTERM until its replacement has
-  // been ready for minReadySeconds, or the scale-down), at most
-  // max(3, 0.05 %) of the requests. Every other failure (an HTTP error, a
-  // refused or reset connection, a 502 from a draining edge, a lost
-  // session), and any failure during the edge-only phases, fails.
+  // Strict: no failed request of any kind, in any phase. Each is printed,
+  // and counted by what the client saw (HTTP status, connection error, or
+  // a 200 that ran without its session because the edge could not reach
+  // the session service).
+  const byKind = {};
+  for (const f of stats.failures) byKind[f.kind] = (byKind[f.kind] ?? 0) + 1;
   const inServerPhase = (f) => serverPhases.some(([a, b]) => f.at >= a && f.at <= (b ?? Infinity));
-  const gap = stats.failures.filter((f) => f.unavailable && inServerPhase(f));
-  const budget = Math.max(3, Math.floor(stats.requests * 0.0005));
-  const strict = !!process.env.SG_REHEARSAL_STRICT;
-  const tolerated = strict || gap.length > budget ? 0 : gap.length;
-  t.equal(stats.failed - tolerated, 0, strict ? "failed requests" : `failed requests (besides at most ${budget} session-service blips while servers are replaced)`);
+  t.equal(stats.failed, 0, `failed requests (by kind ${JSON.stringify(byKind)}; ${stats.failures.filter(inServerPhase).length} while a server was stopped or replaced)`);
   t.equal(stats.lost, 0, "lost sessions");
-  if (gap.length) {
-    console.log(`KNOWN GAP: ${gap.length} of ${stats.requests} requests ran without their session while a server was being replaced (session service UNAVAILABLE to the edge, whose async client calls are not retried); ${tolerated ? `tolerated (budget ${budget}; SG_REHEARSAL_STRICT=1 fails them)` : "counted as failures"}`);
+  // One user's requests are sequential, and with the chart's quorums
+  // (R + W > N) each reads what the last one stored: the counter the app
+  // answers must go up by one each time. A repeat is a lost write (in
+  // fail-open mode a failed session write still answers 200) or a stale
+  // read the edge's compare-and-set retry stored over the newer value.
+  const rf = Number(sts.spec.template.spec.containers[0].args.find((a) => a.startsWith("--replication-factor="))?.split("=")[1] ?? 1);
+  const rq = Number(sts.spec.template.spec.containers[0].args.find((a) => a.startsWith("--read-quorum="))?.split("=")[1] ?? 1);
+  const wq = Number(sts.spec.template.spec.containers[0].args.find((a) => a.startsWith("--write-quorum="))?.split("=")[1] ?? 1);
+  if (!replication || rq + wq > rf) {
+    t.equal(stats.regressions, 0, `counter answers not above the user's previous one (R=${rq} W=${wq} N=${rf})`);
+  } else if (stats.regressions) {
+    console.log(`note: ${stats.regressions} counter answers were not above the previous one (R + W <= N: a read may miss the last write; not asserted)`);
   }
+  const e = typeof edgeTotals === "function" ? edgeTotals() : { failures: 0 };
+  t.equal(e.failures, 0, "session writes the edges could not make (sg_edge_session_write_failures_total)");
   for (const p of pods) t.equal(p.livenessFailures, 0, `${p.name}: liveness/startup probe failures`);
   t.equal(proxy?.refused ?? 0, 0, "connections with no ready edge");
-  for (const f of stats.failures.slice(0, 30)) console.log(`  failure: ${f.text}${f.unavailable ? " [session service unavailable]" : ""}`);
-  if (stats.regressions) console.log(`note: ${stats.regressions} counter answers were not above the previous one (a stale read under the rolling restarts; not counted as a failure)`);
+  for (const f of stats.failures.slice(0, 30)) console.log(`  failure: ${f.text}`);
+  for (const [pod, v] of edgeWrites) if (v.errors) console.log(`  ${pod}: session call errors by method ${JSON.stringify(v.errorsBy)}`);
+  for (const r of stats.regressionLog.slice(0, 30)) console.log(`  regression: ${r}`);
+  console.log(`event loop of this script: longest stall ${loopLag.max} ms, ${loopLag.episodes.length} over 200 ms${loopLag.episodes.length ? ` (${loopLag.episodes.slice(0, 10).join(", ")}): the machine was too busy for the 250 ms session deadline then` : ""}`);
   for (const x of terminations) console.log(`terminated ${x.pod} (${x.why}): exit ${x.exit.code ?? x.exit.signal} in ${x.ms} ms${x.killed ? " SIGKILL" : ""}`);
   if (t.failures.length || process.env.SG_REHEARSAL_VERBOSE) {
     console.log("--- events ---");

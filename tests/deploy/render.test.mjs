@@ -50,11 +50,19 @@ t.equal(serverArgs(defaults), [
   "--advertise-address=$(POD_NAME).sessiongrid-server-peers.$(POD_NAMESPACE).svc.cluster.local:7400",
   "--replication-factor=3",
   "--write-quorum=2",
-  "--read-quorum=1",
+  "--read-quorum=2",
   "--hint-window=3h",
   "--anti-entropy-interval=60s",
   "--metrics-listen=0.0.0.0:9400",
 ], "defaults: server args");
+{
+  // Read-your-writes at the defaults: a user's next request must see what
+  // the last one stored, also while a node restarts (the rehearsal asserts
+  // it with every user's counter).
+  const f = flagMap(serverArgs(defaults));
+  const [n, w, r] = ["replication-factor", "write-quorum", "read-quorum"].map((k) => Number(f.get(k)));
+  t.check(r + w > n, `defaults: R + W > N (R=${r} W=${w} N=${n})`);
+}
 {
   const f = flagMap(edgeArgs(defaults));
   t.equal(f.get("session-service"), "dns:///sessiongrid-server.$(POD_NAMESPACE).svc.cluster.local:7400", "defaults: --session-service");
