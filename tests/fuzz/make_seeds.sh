@@ -54,6 +54,7 @@ seed list 06 ListByPrincipalRequest "principal: 'bob' limit: 2147483647"
 seed delete_principal 07 DeleteByPrincipalRequest "principal: 'bob'"
 seed batch_get 08 BatchGetRequest "requests { id: '$id' } requests { id: 'bad id!' touch: true }"
 seed batch_create 09 BatchCreateRequest "requests { data: 'a' } requests { principal: 'e' ttl { seconds: 1 } }"
+seed list_sessions 0a ListSessionsRequest "page_size: 1000 page_token: '$id' include_data: true"
 # --- resp: Redis replies as import-redis reads them; the first byte picks
 # the size of the pieces the bytes are fed in ---
 printf '\x05*2\r\n$4\r\n1792\r\n*2\r\n$5\r\nsess:\r\n$-1\r\n' >"$out/resp/scan"

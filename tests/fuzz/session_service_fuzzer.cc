@@ -67,7 +67,7 @@ void Run(const uint8_t* bytes, size_t size, Call call) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* bytes, size_t size) {
   if (size == 0) return 0;
   v1::SessionService::Stub& stub = *TheNode().stub;
-  const uint8_t method = bytes[0] % 10;
+  const uint8_t method = bytes[0] % 11;
   ++bytes;
   --size;
 #define SG_FUZZ_CALL(Method)                                                 \
@@ -86,6 +86,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* bytes, size_t size) {
     case 7: SG_FUZZ_CALL(DeleteByPrincipal); break;
     case 8: SG_FUZZ_CALL(BatchGet); break;
     case 9: SG_FUZZ_CALL(BatchCreate); break;
+    case 10: SG_FUZZ_CALL(ListSessions); break;
   }
 #undef SG_FUZZ_CALL
   return 0;
