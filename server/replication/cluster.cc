@@ -202,7 +202,13 @@ absl::StatusOr<std::unique_ptr<Cluster>> Cluster::Start(
            {"replication_factor", absl::StrCat(options.replication_factor)},
            {"write_quorum", absl::StrCat(options.write_quorum)},
            {"read_quorum", absl::StrCat(options.read_quorum)},
-           {"hints_pending", absl::StrCat(c->hints_->pending())}});
+           {"hints_pending", absl::StrCat(c->hints_->pending())},
+           {"peer_tls", options.peer_tls_cert_file.empty() ? "off" : "mutual"},
+           {"peer_auth", options.peer_token.empty() ? "off" : "token"}});
+  if (!options.peer_token.empty() && options.peer_tls_cert_file.empty()) {
+    LogWarn("the peer token travels in clear without --peer-tls-cert: anyone "
+            "who can read peer traffic can reuse it");
+  }
   return c;
 }
 

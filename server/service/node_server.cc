@@ -281,6 +281,10 @@ absl::StatusOr<std::unique_ptr<NodeServer>> NodeServer::Start(
                     : options.tls.client_ca_file.empty() ? "on"
                                                          : "mutual";
   const char* admin_auth = options.admin_token.empty() ? "off" : "token";
+  if (!options.admin_token.empty() && !options.tls.enabled()) {
+    LogWarn("the admin token travels in clear without --tls-cert: anyone who "
+            "can read client traffic can reuse it");
+  }
   if (impl->metrics_server != nullptr) {
     LogInfo("listening", {{"address", address},
                           {"node_id", options.store.node_id},

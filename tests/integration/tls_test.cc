@@ -291,6 +291,8 @@ TEST_F(TlsServerTest, AdminTokenGuardsReadLocalAndLeavesStatusAndSessionsOpen) {
   WriteAll(token_file, "s3cret-admin-token\n");  // the newline is not part
   StartServer({"--admin-token-file=" + token_file});
   EXPECT_NE(server_->Output().find("admin_auth=token"), std::string::npos);
+  EXPECT_NE(server_->Output().find("admin token travels in clear"),
+            std::string::npos);
   auto channel = grpc::CreateChannel(address_, grpc::InsecureChannelCredentials());
   auto sessions = v1::SessionService::NewStub(channel);
   auto admin = v1::AdminService::NewStub(channel);
@@ -536,6 +538,8 @@ TEST_F(TlsServerTest, PeerMutualTlsClusterReplicatesAndRefusesCallersThatAreNotP
   cluster.SetClientCredentials(Tls(pki_.ca_cert));
   cluster.Start();
   ExpectReplicated(cluster);
+  EXPECT_NE(cluster.process(0)->Output().find("peer_tls=mutual peer_auth=token"),
+            std::string::npos);
 
   // The client library over TLS to a list of nodes (each address checked
   // against its own certificate; owner routing on).
@@ -587,6 +591,8 @@ TEST_F(TlsServerTest, PeerTokenAloneGuardsAPlaintextPeerPort) {
       {"--peer-token-file=" + peer_token, "--metrics-listen="});
   cluster.Start();
   ExpectReplicated(cluster);
+  EXPECT_NE(cluster.process(1)->Output().find("peer_auth=token"),
+            std::string::npos);
   const std::string peer = cluster.node(1).peer_address();
   EXPECT_EQ(PeerRead(peer, grpc::InsecureChannelCredentials()).error_code(),
             grpc::StatusCode::UNAUTHENTICATED);
