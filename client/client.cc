@@ -464,14 +464,22 @@ class Client::Placement {
             std::optional<std::vector<std::string>> allowed)
       : options_(options), allowed_(std::move(allowed)) {}
 
-  // Null when the ring is unknown or no owner of `id` is alive.
+  // Null when the ring is unknown or no owner of `id` is alive. An owner
+  // whose channel is failing (the node stopped or restarted since the last
+  // refresh: its reconnects back off) is passed over: a call there would
+  // fail at once, and Create and Regenerate are not retried.
   const Endpoint* OwnerOf(absl::string_view id) {
     absl::MutexLock lock(&mu_);
     if (ring_ == nullptr) return nullptr;
     for (const std::string& owner : ring_->OwnersOfId(
              std::string_view(id.data(), id.size()), n_)) {
       auto it = members_.find(owner);
-      if (it != members_.end() && it->second.alive) return it->second.endpoint;
+      if (it == members_.end() || !it->second.alive) continue;
+      if (it->second.endpoint->channel->GetState(/*try_to_connect=*/false) ==
+          GRPC_CHANNEL_TRANSIENT_FAILURE) {
+        continue;
+      }
+      return it->second.endpoint;
     }
     return nullptr;
   }
