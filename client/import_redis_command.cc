@@ -301,7 +301,8 @@ run with --allow-client-ids (needed for the import only).
                           command does (sessiongridctl --help)
 
 Never overwrites: an id already in SessionGrid, live or deleted (logged
-out), is skipped as "exists", so re-running is safe. Skipped keys are
+out), is skipped as "exists", so re-running is safe. Redis Cluster: SCAN
+walks one node, so run it once against each primary. Skipped keys are
 counted by reason: exists, expired, bad_id (not 22-128 base64url
 characters), not_json_object, wrong_type (not a string), refused_invalid,
 refused_memory.

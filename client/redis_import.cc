@@ -65,7 +65,9 @@ absl::Status ImportKeys(redis::RedisClient& redis, const Client* sessions,
                        std::string(redis::TypeName(pttl.type)), " for ",
                        absl::CHexEscape(keys[i])));
     }
-    if (value.is_nil() || pttl.integer == -2) {
+    // PTTL 0: under a millisecond left. Not "no TTL" (-1): giving it the
+    // default TTL would bring back a session Redis is about to expire.
+    if (value.is_nil() || pttl.integer == -2 || pttl.integer == 0) {
       Skip(stats, "expired");
       continue;
     }

@@ -7,7 +7,7 @@
 //     session's TTL; a key without a TTL gets `default_ttl`, or the
 //     server's --default-ttl when that is zero;
 //   - skipped, and counted by reason: "expired" (gone between SCAN and
-//     GET), "bad_id" (not 22-128 base64url characters), "not_json_object",
+//     GET, or under a millisecond left), "bad_id" (not 22-128 base64url characters), "not_json_object",
 //     "wrong_type" (not a string key), "exists" (the id is live or deleted
 //     in SessionGrid: never overwritten, so re-running is safe),
 //     "refused_invalid" and "refused_memory" (the server refused the entry);
