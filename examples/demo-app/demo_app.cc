@@ -224,6 +224,25 @@ absl::StatusOr<std::unique_ptr<DemoApp>> DemoApp::Create(DemoAppOptions options,
 }
 
 DemoResponse DemoApp::Handle(const DemoRequest& request) const {
+  DemoResponse r = Route(request);
+  if (!options_.session_on_every_request) return r;
+  // What the seed's express-session did on every request: a session is
+  // saved (X-Session-Set, which creates one when there is none) unless the
+  // route already wrote or destroyed it, and the app's own cookie is set.
+  if (r.Header(kSessionSetHeader).empty() &&
+      r.Header(kSessionDestroyHeader).empty()) {
+    r.headers.emplace_back(std::string(kSessionSetHeader),
+                           EncodeSessionData(SessionOf(request)));
+  }
+  if (!absl::StrContains(Av(r.Header("Set-Cookie")), "connect.sid=")) {
+    r.headers.emplace_back("Set-Cookie",
+                           "connect.sid=s%3Aset-by-broken-app.unsigned; "
+                           "Path=/; HttpOnly");
+  }
+  return r;
+}
+
+DemoResponse DemoApp::Route(const DemoRequest& request) const {
   const std::string_view path = PathOf(request.target);
   if (path == "/") {
     if (!IsGet(request)) return MethodNotAllowed("GET, HEAD");

@@ -75,6 +75,12 @@ struct DemoAppOptions {
   // Optional directory whose regular files are served under /assets/
   // before the built-in ones. Empty: built-in assets only.
   std::string assets_dir;
+  // The seed's broken app, kept to prove the edge's classifier matters:
+  // every response (pages, assets, health included) asks the edge for a
+  // session with X-Session-Set and sets the app's own connect.sid, as an
+  // express-session app with saveUninitialized does. Only a classifier
+  // that bypasses these requests keeps them cookie-free.
+  bool session_on_every_request = false;
 
   // assets_dir, if set, must be an existing directory.
   absl::Status Validate() const;
@@ -121,6 +127,7 @@ class DemoApp final {
   DemoApp(DemoAppOptions options, const Clock* clock)
       : options_(std::move(options)), clock_(clock) {}
 
+  DemoResponse Route(const DemoRequest& request) const;
   DemoResponse Page(const DemoRequest& request) const;
   DemoResponse Asset(std::string_view name) const;
   DemoResponse Health() const;

@@ -221,5 +221,48 @@ TEST_F(DemoAppTest, UnknownPathsAre404) {
                                "application/json"));
 }
 
+// --session-on-every-request: the seed's broken app.
+TEST(DemoAppBrokenModeTest, AsksForASessionAndSetsItsCookieEverywhere) {
+  FakeClock clock{absl::FromUnixMillis(1'700'000'000'123)};
+  DemoAppOptions options;
+  options.session_on_every_request = true;
+  auto app = DemoApp::Create(options, &clock);
+  ASSERT_TRUE(app.ok()) << app.status();
+  for (const char* target :
+       {"/", "/assets/main.js", "/assets/file7.js", "/api/health",
+        "/api/user/whoami"}) {
+    SCOPED_TRACE(target);
+    DemoRequest request;
+    request.method = "GET";
+    request.target = target;
+    const DemoResponse r = (*app)->Handle(request);
+    EXPECT_EQ(r.status, 200);
+    EXPECT_EQ(r.Header("X-Session-Set"),
+              EncodeSessionData(DemoSession{}));
+    EXPECT_TRUE(absl::StrContains(std::string(r.Header("Set-Cookie")),
+                                  "connect.sid="));
+  }
+  // A route's own write wins; a logout stays a logout.
+  DemoRequest counter;
+  counter.method = "POST";
+  counter.target = "/api/counter";
+  DemoResponse r = (*app)->Handle(counter);
+  EXPECT_EQ(DecodeSessionData(r.Header("X-Session-Set")).counter, 1);
+  DemoRequest logout;
+  logout.method = "POST";
+  logout.target = "/api/auth/logout";
+  r = (*app)->Handle(logout);
+  EXPECT_EQ(r.Header("X-Session-Destroy"), "1");
+  EXPECT_EQ(r.Header("X-Session-Set"), "");
+}
+
+TEST_F(DemoAppTest, DefaultModeAsksForNoSessionOnPagesAndAssets) {
+  for (const char* target : {"/", "/assets/main.js", "/api/health"}) {
+    SCOPED_TRACE(target);
+    const DemoResponse r = Call("GET", target);
+    EXPECT_EQ(r.Header("X-Session-Set"), "");
+  }
+}
+
 }  // namespace
 }  // namespace sg::demo

@@ -25,6 +25,12 @@ int main(int argc, char** argv) {
   flags.AddString("assets-dir", &app_options.assets_dir,
                   "Optional directory served under /assets/ before the "
                   "built-in files.");
+  flags.AddBool("session-on-every-request",
+                &app_options.session_on_every_request,
+                "Behave like the seed's broken app: ask the edge for a "
+                "session (X-Session-Set) and set the app's own connect.sid "
+                "on every response, assets and health included. For tests "
+                "that prove the edge's classifier keeps those cookie-free.");
   flags.AddInt("threads", &threads, "Event loop threads.");
   flags.AddBytes("max-body", &max_body_bytes,
                  "Largest request body (larger ones get 413).");

@@ -7,7 +7,9 @@
 # Usage: tests/e2e/run.sh BUILD_DIR [jest args...]
 #   e.g. tests/e2e/run.sh build session-bypass
 # Binaries default to BUILD_DIR's layout; SG_SERVER_BIN, SG_EDGE_BIN,
-# SG_DEMO_BIN and SG_CTL_BIN override them. E2E_EDGE_FLAGS adds edge flags.
+# SG_DEMO_BIN and SG_CTL_BIN override them. E2E_EDGE_FLAGS adds edge flags
+# (--classifier-mode=shadow switches the classifier off), E2E_DEMO_FLAGS
+# demo app flags (--session-on-every-request: the seed's broken app).
 # Exits with Jest's exit code.
 set -euo pipefail
 
@@ -112,7 +114,8 @@ start server "$SERVER_BIN" --listen=127.0.0.1:0 --data-dir="$WORK/data" \
 line=$(wait_listening server)
 SERVER_ADDR=$(field address "$line")
 
-start demo-app "$DEMO_BIN" --listen=127.0.0.1:0
+# shellcheck disable=SC2086
+start demo-app "$DEMO_BIN" --listen=127.0.0.1:0 ${E2E_DEMO_FLAGS:-}
 line=$(wait_listening demo-app)
 DEMO_ADDR=$(field address "$line")
 
