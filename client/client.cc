@@ -215,6 +215,13 @@ void StartAsync(Client::SessionStub* stub, bool idempotent, absl::Time deadline,
         });
 }
 
+// A call that must not run twice goes to its id's owner only over a
+// connection that is up: on one that is idle because the node went away
+// (or failing), it would fail before reaching any node and not be retried.
+bool Connected(const std::shared_ptr<grpc::Channel>& channel) {
+  return channel->GetState(/*try_to_connect=*/false) == GRPC_CHANNEL_READY;
+}
+
 grpc::ChannelArguments ChannelArgs(const ClientOptions& o) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(o.max_message_bytes);
@@ -601,9 +608,12 @@ absl::Status Client::Invoke(
     grpc::ClientContext context;
     context.set_deadline(absl::ToChronoTime(deadline));
     // The owner first; a retry goes to another node (the owner may be down).
-    const Endpoint& ep =
-        n == 1 && !route_id.empty() ? EndpointFor(route_id) : NextEndpoint();
-    const grpc::Status status = attempt(ep, context);
+    const Endpoint* ep =
+        n == 1 && !route_id.empty() ? &EndpointFor(route_id) : &NextEndpoint();
+    if (n == 1 && !route_id.empty() && !idempotent && !Connected(ep->channel)) {
+      ep = &NextEndpoint();
+    }
+    const grpc::Status status = attempt(*ep, context);
     if (status.ok()) return absl::OkStatus();
     if (!idempotent || status.error_code() != grpc::StatusCode::UNAVAILABLE ||
         n >= options_.max_attempts) {
@@ -747,8 +757,10 @@ void Client::CreateAsync(v1::CreateRequest request,
 
 void Client::UpdateAsync(v1::UpdateRequest request,
                        Callback<v1::UpdateResponse> done) const {
-  SessionStub* stub = EndpointFor(request.id()).session.get();
   const bool idempotent = IsIdempotent(request);
+  const Endpoint* owner = &EndpointFor(request.id());
+  if (!idempotent && !Connected(owner->channel)) owner = &NextEndpoint();
+  SessionStub* stub = owner->session.get();
   StartAsync(stub, idempotent, absl::Now() + options_.deadline, std::move(request),
              std::move(done),
              [](SessionStub* s, auto* ctx, auto* req, auto* resp, auto cb) {
@@ -783,7 +795,9 @@ void Client::DeleteAsync(v1::DeleteRequest request,
 
 void Client::RegenerateAsync(v1::RegenerateRequest request,
                        Callback<v1::RegenerateResponse> done) const {
-  SessionStub* stub = EndpointFor(request.id()).session.get();
+  const Endpoint* owner = &EndpointFor(request.id());
+  if (!Connected(owner->channel)) owner = &NextEndpoint();
+  SessionStub* stub = owner->session.get();
   const bool idempotent = false;
   StartAsync(stub, idempotent, absl::Now() + options_.deadline, std::move(request),
              std::move(done),
