@@ -70,6 +70,19 @@ absl::StatusOr<SameSite> ParseSameSite(std::string_view text) {
       Cat("expected lax, strict, none or unset, got \"", text, "\""));
 }
 
+absl::Status ResolveCookieOptions(EdgeOptions* o) {
+  if (o->cookie_insecure && o->cookie.secure) {
+    return absl::InvalidArgumentError(
+        "cookie_insecure contradicts --cookie-secure");
+  }
+  if (o->production && !o->cookie_insecure) o->cookie.secure = true;
+  constexpr std::string_view kHost = "__Host-";
+  if (o->cookie_host_prefix && !StartsWithIgnoreCase(o->cookie_name, kHost)) {
+    o->cookie_name = Cat(kHost, o->cookie_name);
+  }
+  return absl::OkStatus();
+}
+
 absl::Status EdgeOptions::Validate() const {
   auto bad = [](std::string_view field, std::string_view why) {
     return absl::InvalidArgumentError(Cat(field, " ", why));
@@ -133,6 +146,28 @@ absl::Status EdgeOptions::Validate() const {
   for (const std::string& s : cookie_secrets) {
     if (s.empty()) return bad("cookie_secrets", "has an empty secret");
   }
+  if (!cookie.http_only) {
+    return bad("cookie_options", "the session cookie is always HttpOnly");
+  }
+  // RFC 6265bis cookie prefixes: a browser drops a prefixed cookie that
+  // breaks their rules, so refuse them here instead of silently losing
+  // every session.
+  if (StartsWithIgnoreCase(cookie_name, "__Host-")) {
+    if (!cookie.secure) {
+      return bad("cookie_host_prefix",
+                 "(__Host- cookie name) requires Secure: --production or "
+                 "--cookie-secure, not --cookie-insecure");
+    }
+    if (cookie.path != "/" || !cookie.domain.empty()) {
+      return bad("cookie_host_prefix",
+                 "(__Host- cookie name) requires Path=/ and no Domain");
+    }
+  }
+  if (StartsWithIgnoreCase(cookie_name, "__Secure-") && !cookie.secure) {
+    return bad("cookie_name",
+               "__Secure- prefix requires Secure: --production or "
+               "--cookie-secure");
+  }
   if (cookie.same_site == SameSite::kNone && !cookie.secure) {
     return bad("cookie_samesite", "none requires --cookie-secure");
   }
@@ -145,6 +180,7 @@ absl::Status EdgeOptions::Validate() const {
   if (session_ttl < absl::ZeroDuration()) {
     return bad("session_ttl", "must be >= 0");
   }
+  if (absl::Status s = anon_limit.Validate(); !s.ok()) return s;
   if (session_timeout <= absl::ZeroDuration()) {
     return bad("session_timeout", "must be > 0");
   }

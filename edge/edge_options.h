@@ -10,6 +10,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/host_port.h"
+#include "edge/anon_session_limiter.h"
 #include "edge/circuit_breaker.h"
 #include "edge/session_cookie.h"
 
@@ -58,9 +59,19 @@ struct EdgeOptions {
   std::vector<std::string> trusted_proxies;
 
   // Session cookie. `cookie_secrets`: newest first; the first signs.
+  // HttpOnly always (the cookie is the edge's; no script needs it).
   std::string cookie_name = "connect.sid";
   std::vector<std::string> cookie_secrets;
   SetCookieOptions cookie;
+  // Secure follows `production` unless `cookie_insecure` (a production
+  // site served over plain HTTP); see ResolveCookieOptions().
+  bool cookie_insecure = false;
+  // Prefix the cookie name with "__Host-": browsers then accept it only
+  // Secure, Path=/ and without Domain, so no subdomain can set or
+  // overwrite it (fixation from a sibling host).
+  bool cookie_host_prefix = false;
+  // New anonymous sessions per client IP (--anon-session-*).
+  AnonSessionLimiterOptions anon_limit;
   absl::Duration session_ttl = absl::ZeroDuration();  // service default
   FailMode fail_mode = FailMode::kOpen;
   absl::Duration session_timeout = absl::Milliseconds(250);
@@ -109,5 +120,11 @@ struct EdgeOptions {
   // INVALID_ARGUMENT naming the field (as the flag spells it with '_').
   absl::Status Validate() const;
 };
+
+// Derives the cookie settings that depend on others, before Validate():
+// Secure under `production` (unless `cookie_insecure`), and the "__Host-"
+// prefix on the name. INVALID_ARGUMENT for contradicting flags
+// (--cookie-insecure with --cookie-secure).
+absl::Status ResolveCookieOptions(EdgeOptions* options);
 
 }  // namespace sg::edge

@@ -68,6 +68,7 @@ int main(int argc, char** argv) {
   int64_t upstream_max_idle = o.upstream_max_idle;
   int64_t max_sessions = o.max_sessions;
   int64_t batch_in_flight = o.session_batch_in_flight;
+  int64_t anon_slots = static_cast<int64_t>(o.anon_limit.slots);
 
   sg::FlagSet flags("sessiongrid-edge",
                     "the SessionGrid edge node: an HTTP/1.1 reverse proxy "
@@ -112,7 +113,8 @@ int main(int argc, char** argv) {
         return absl::OkStatus();
       });
   flags.AddBool("production", &o.production,
-                "Enable rule 10 (unauthenticated_html_request).");
+                "Enable rule 10 (unauthenticated_html_request), and mark "
+                "the session cookie Secure (see --cookie-insecure).");
   flags.AddString("trusted-proxies", &trusted_proxies,
                   "Comma-separated CIDRs whose X-Forwarded-For (and "
                   "X-Forwarded-Proto/-Host) is believed.");
@@ -122,7 +124,15 @@ int main(int argc, char** argv) {
                   "verify. Empty: a random secret per process (cookies do "
                   "not survive a restart; development only).");
   flags.AddBool("cookie-secure", &o.cookie.secure,
-                "Mark the cookie Secure (HTTPS only).");
+                "Mark the cookie Secure (HTTPS only); on by default under "
+                "--production.");
+  flags.AddBool("cookie-insecure", &o.cookie_insecure,
+                "Under --production, leave Secure off (a site served over "
+                "plain HTTP; the cookie can then be read on the wire).");
+  flags.AddBool("cookie-host-prefix", &o.cookie_host_prefix,
+                "Name the cookie __Host-<--cookie-name>: browsers keep it "
+                "only Secure, Path=/ and host-only, so no subdomain can "
+                "set it. Needs Secure.");
   flags.AddCustom("cookie-samesite", same_site, "lax, strict, none or unset.",
                   [&](std::string_view v) {
                     auto s = sg::edge::ParseSameSite(v);
@@ -132,6 +142,27 @@ int main(int argc, char** argv) {
                   });
   flags.AddDuration("cookie-max-age", &cookie_max_age,
                     "Cookie Max-Age; 0: a browser-session cookie.");
+  flags.AddDouble("anon-session-rate", &o.anon_limit.rate,
+                  "New anonymous sessions each client IP (IPv6: each /64) "
+                  "may make the edge create per second; 0: no limit. "
+                  "Logins and existing sessions are never limited.");
+  flags.AddDouble("anon-session-burst", &o.anon_limit.burst,
+                  "Anonymous sessions a client may create at once before "
+                  "--anon-session-rate applies.");
+  flags.AddCustom(
+      "anon-session-over-limit", "proxy",
+      "Over the limit: proxy (the response goes out without a session or "
+      "cookie) or reject (429 with Retry-After instead of the response).",
+      [&](std::string_view v) {
+        auto a = sg::edge::ParseOverLimitAction(v);
+        if (!a.ok()) return a.status();
+        o.anon_limit.over_limit = *a;
+        return absl::OkStatus();
+      });
+  flags.AddInt("anon-session-table-slots", &anon_slots,
+               "Clients the limit tracks at once (a power of two; 32 bytes "
+               "each, allocated at start). Beyond it the least recently "
+               "seen client of a slot's set is forgotten.");
   flags.AddDuration("session-ttl", &o.session_ttl,
                     "TTL of sessions the edge creates; 0: the service's "
                     "default.");
@@ -235,6 +266,16 @@ int main(int argc, char** argv) {
   }
   if (cookie_max_age > absl::ZeroDuration()) {
     o.cookie.max_age_seconds = absl::ToInt64Seconds(cookie_max_age);
+  }
+  if (anon_slots < 0) FlagError("anon-session-table-slots", "must be > 0");
+  o.anon_limit.slots = static_cast<size_t>(anon_slots);
+  {
+    std::random_device rd;
+    o.anon_limit.seed = (uint64_t{rd()} << 32) ^ rd();
+  }
+  if (absl::Status s = sg::edge::ResolveCookieOptions(&o); !s.ok()) {
+    std::fprintf(stderr, "error: %s\n", flags.DescribeOptionError(s).c_str());
+    return 2;
   }
   if (secret_file.empty()) {
     o.cookie_secrets = {RandomSecret()};

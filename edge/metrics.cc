@@ -197,6 +197,13 @@ std::string EdgeMetrics::Render(const MetricsGauges& g) const {
          "the service failed.");
   Sample(&out, "sg_edge_session_write_failures_total", "",
          Load(session_write_failures_));
+  Header(&out, "sg_edge_anon_sessions_limited_total", "counter",
+         "New anonymous sessions refused by --anon-session-rate, by "
+         "--anon-session-over-limit: proxied without a session, or 429.");
+  Sample(&out, "sg_edge_anon_sessions_limited_total", Label("action", "proxy"),
+         Load(anon_limited_[0]));
+  Sample(&out, "sg_edge_anon_sessions_limited_total", Label("action", "reject"),
+         Load(anon_limited_[1]));
   Header(&out, "sg_edge_session_invalid_directives_total", "counter",
          "X-Session-* response fields from the upstream that were ignored "
          "as malformed.");

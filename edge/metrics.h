@@ -114,6 +114,14 @@ class EdgeMetrics final {
     invalid_directives_.fetch_add(n, std::memory_order_relaxed);
   }
   void CountSessionWriteFailure() { Add(session_write_failures_); }
+  // A new anonymous session refused by --anon-session-rate: the response
+  // went out without it (proxy) or was replaced by a 429 (reject).
+  void CountAnonSessionLimited(bool rejected) {
+    Add(anon_limited_[rejected ? 1 : 0]);
+  }
+  uint64_t anon_sessions_limited(bool rejected) const {
+    return Load(anon_limited_[rejected ? 1 : 0]);
+  }
   void CountUpstreamConnection(bool reused) {
     Add(reused ? upstream_reused_ : upstream_opened_);
   }
@@ -177,6 +185,7 @@ class EdgeMetrics final {
   Counter conflicts_dropped_{0};
   Counter invalid_directives_{0};
   Counter session_write_failures_{0};
+  std::array<Counter, 2> anon_limited_{};  // proxy, reject
   Counter upstream_opened_{0};
   Counter upstream_reused_{0};
   Counter upstream_retries_{0};

@@ -1,5 +1,6 @@
 #include "edge/session_flow.h"
 
+#include <cstdlib>
 #include <utility>
 
 namespace sg::edge {
@@ -25,6 +26,7 @@ absl::Status SessionFlowOptions::Validate() const {
     return absl::InvalidArgumentError("session_ttl must be >= 0");
   }
   if (absl::Status s = cookie.Validate(); !s.ok()) return s;
+  if (absl::Status s = anon_limit.Validate(); !s.ok()) return s;
   return breaker.Validate();
 }
 
@@ -36,7 +38,14 @@ SessionFlow::SessionFlow(SessionFlowOptions options, SessionBackend* backend,
       signer_(signer),
       metrics_(metrics),
       clock_(clock),
-      breaker_(options_.breaker, clock) {}
+      breaker_(options_.breaker, clock) {
+  if (options_.anon_limit.enabled()) {
+    auto limiter = AnonSessionLimiter::Create(options_.anon_limit, clock);
+    // Options were validated (a precondition): a failure is a bug.
+    if (!limiter.ok()) std::abort();
+    limiter_ = *std::move(limiter);
+  }
+}
 
 template <typename Resp, typename Req, typename Method>
 void SessionFlow::Call(SessionMethod method, Req request, Method backend_method,
@@ -59,8 +68,11 @@ void SessionFlow::Call(SessionMethod method, Req request, Method backend_method,
       });
 }
 
-SessionState SessionFlow::Verify(std::string_view cookie_header) const {
+SessionState SessionFlow::Verify(
+    std::string_view cookie_header,
+    std::optional<classifier::IpAddress> client) const {
   SessionState state;
+  state.client = client;
   const VerifiedCookie cookie =
       signer_->VerifyHeader(cookie_header, options_.cookie_name);
   metrics_->CountCookie(cookie.verdict());
@@ -138,6 +150,7 @@ class SessionFlow::ApplyOp final
       return Finish();
     }
     have_session_ = s_.status == SessionStatus::kLoaded;
+    had_session_ = have_session_;
     if (d_.destroy) return Destroy();
     Main();
   }
@@ -191,6 +204,7 @@ class SessionFlow::ApplyOp final
   }
 
   void Create() {
+    if (!d_.principal && !had_session_ && !TakeAnonToken()) return Finish();
     v1::CreateRequest req;
     if (d_.data) req.set_data(*d_.data);
     if (d_.principal) req.set_principal(*d_.principal);
@@ -309,6 +323,22 @@ class SessionFlow::ApplyOp final
     }
   }
 
+  // False when the client is over its anonymous session limit; then the
+  // result carries no cookie (and asks for a 429 in reject mode).
+  bool TakeAnonToken() {
+    AnonSessionLimiter* limiter = flow_->limiter_.get();
+    if (limiter == nullptr || !s_.client) return true;
+    const AnonSessionLimiter::Verdict v = limiter->Acquire(*s_.client);
+    if (v.allowed) return true;
+    const bool reject =
+        limiter->options().over_limit == OverLimitAction::kReject;
+    flow_->metrics_->CountAnonSessionLimited(reject);
+    result_.reject = reject;
+    result_.retry_after = v.retry_after;
+    // A clearing cookie set before (destroy) stays; nothing new is issued.
+    return false;
+  }
+
   void Fail(const absl::Status& status) {
     flow_->metrics_->CountSessionWriteFailure();
     // Only an unhealthy service makes fail-closed answer 503; a refusal
@@ -332,6 +362,7 @@ class SessionFlow::ApplyOp final
   std::function<void(ApplyResult)> done_;
   ApplyResult result_;
   bool have_session_ = false;
+  bool had_session_ = false;  // the request came with a loaded session
   int cas_attempts_ = 0;
 };
 

@@ -22,6 +22,12 @@
 //    creates a fresh session (new id, none of the old data): logging in is
 //    an explicit intent. A plain regenerate on a vanished session does
 //    nothing.
+//  * A session created for a request that carried none (or a gone one)
+//    and no login (X-Session-Principal) first takes a token from the
+//    client's bucket (edge/anon_session_limiter.h, --anon-session-rate).
+//    Without one nothing is created and no cookie is sent; with
+//    --anon-session-over-limit=reject the result asks for a 429. Logins
+//    and requests that had a loaded session are never limited.
 //  * With status "unavailable" (the service could not be read) no write is
 //    attempted: the edge does not know whether a session exists and must
 //    not orphan it by minting a new one.
@@ -38,7 +44,9 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
+#include "edge/anon_session_limiter.h"
 #include "edge/circuit_breaker.h"
+#include "edge/classifier/ip.h"
 #include "edge/metrics.h"
 #include "edge/session_cookie.h"
 #include "edge/session_protocol.h"
@@ -77,6 +85,9 @@ struct SessionState {
   sessiongrid::v1::Version version;  // loaded only
   // True when the cookie needs a Get (verified, not yet fetched).
   bool needs_fetch = false;
+  // The client as the classifier sees it (XFF from trusted proxies): the
+  // key of the anonymous session limit. None: not limited.
+  std::optional<classifier::IpAddress> client;
 };
 
 // What the response needs after the directives were applied.
@@ -87,6 +98,10 @@ struct ApplyResult {
   // The service failed while applying; in fail-closed mode the proxy
   // answers 503 instead of the upstream's response.
   bool failed = false;
+  // A new anonymous session was refused by the limit in reject mode: the
+  // proxy answers 429 with Retry-After (whole seconds) instead.
+  bool reject = false;
+  absl::Duration retry_after = absl::ZeroDuration();
 };
 
 struct SessionFlowOptions {
@@ -95,6 +110,8 @@ struct SessionFlowOptions {
   // TTL for new sessions; zero: the service's default.
   absl::Duration session_ttl = absl::ZeroDuration();
   CircuitBreakerOptions breaker;
+  // New anonymous sessions per client (rate 0: no limit).
+  AnonSessionLimiterOptions anon_limit;
 
   absl::Status Validate() const;
 };
@@ -105,6 +122,7 @@ class SessionFlow final {
   static constexpr int kMaxCasAttempts = 3;
 
   // `backend`, `signer`, `metrics` and `clock` must outlive the flow.
+  // Options must Validate().
   SessionFlow(SessionFlowOptions options, SessionBackend* backend,
               const CookieSigner* signer, EdgeMetrics* metrics,
               const Clock* clock);
@@ -113,8 +131,10 @@ class SessionFlow final {
 
   // Verifies the session cookie of a Cookie header (synchronous, counted).
   // The result has needs_fetch set when Fetch() must run; otherwise its
-  // status is final (none).
-  SessionState Verify(std::string_view cookie_header) const;
+  // status is final (none). `client` keys the anonymous session limit.
+  SessionState Verify(
+      std::string_view cookie_header,
+      std::optional<classifier::IpAddress> client = std::nullopt) const;
 
   // Reads the session with one Get (touch) unless the breaker is open.
   // `done` gets the state with status loaded, expired or unavailable.
@@ -153,6 +173,7 @@ class SessionFlow final {
   EdgeMetrics* const metrics_;
   const Clock* const clock_;
   CircuitBreaker breaker_;
+  std::unique_ptr<AnonSessionLimiter> limiter_;  // null: no limit
   std::atomic<int64_t> inflight_{0};
 };
 

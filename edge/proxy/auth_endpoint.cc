@@ -19,6 +19,31 @@ constexpr std::string_view kUnavailable = "session service unavailable\n";
 
 }  // namespace
 
+// The client a commit creates a session for, for the anonymous session
+// limit: the right-most X-Forwarded-For hop (the application passes on
+// what nginx sent) that is not a trusted proxy. The committing peer is
+// already an allowed one. None when the commit names no client: the
+// application's own address would put every visitor in one bucket.
+std::optional<classifier::IpAddress> ProxyConnection::CommitClient(
+    const http::request<http::buffer_body>& req) const {
+  std::string_view xff;
+  auto xffs = req.equal_range(BV(kXff));
+  for (auto it = xffs.first; it != xffs.second; ++it) xff = SV(it->value());
+  if (xff.empty()) xff = SV(req[BV(kHdrRealIp)]);
+  std::optional<classifier::IpAddress> client;
+  while (!xff.empty()) {
+    const size_t comma = xff.rfind(',');
+    const std::string_view hop =
+        comma == std::string_view::npos ? xff : xff.substr(comma + 1);
+    xff = comma == std::string_view::npos ? std::string_view()
+                                          : xff.substr(0, comma);
+    client = classifier::IpAddress::Parse(hop);
+    if (!client) return std::nullopt;  // garbage: do not guess
+    if (sh_->trusted_proxies.Match(*client) < 0) return client;
+  }
+  return client;  // all hops trusted: the left-most
+}
+
 void ProxyConnection::ServeAuthRequest(AuthEndpoint endpoint) {
   // Never a session of its own; counted like the edge's JSON endpoints
   // when refused, by the original request's reason when checked.
@@ -116,7 +141,8 @@ void ProxyConnection::AuthCommit() {
     raw.Offer(SV(it->name_string()), SV(it->value()));
   }
   SessionDirectives directives = ParseDirectives(raw);
-  session_ = sh_->flow->Verify(SV(req[http::field::cookie]));
+  session_ = sh_->flow->Verify(SV(req[http::field::cookie]),
+                               CommitClient(req));
   if (!session_.needs_fetch) return OnAuthCommitSession(std::move(directives));
   // The version the check read: CAS against it, as the proxy does against
   // the version its own Get read. Without one, read now.
@@ -159,6 +185,13 @@ void ProxyConnection::OnAuthCommitSession(SessionDirectives directives) {
                 false);
           }
           HeaderList headers;
+          if (result.reject) {  // --anon-session-over-limit=reject
+            return raw_self->SendLocal(
+                429, "too many new sessions from this address\n", false,
+                "text/plain; charset=utf-8",
+                {{"Retry-After",
+                  std::to_string(absl::ToInt64Seconds(result.retry_after))}});
+          }
           if (result.failed) headers.emplace_back("X-Session-Result", "failed");
           if (result.set_cookie) {
             headers.emplace_back("Set-Cookie", *std::move(result.set_cookie));

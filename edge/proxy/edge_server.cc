@@ -174,6 +174,7 @@ class EdgeServerImpl final : public EdgeServer {
     fo.cookie = sh.options.cookie;
     fo.session_ttl = sh.options.session_ttl;
     fo.breaker = sh.options.breaker;
+    fo.anon_limit = sh.options.anon_limit;
     if (absl::Status s = fo.Validate(); !s.ok()) return s;
     sh.flow = std::make_unique<SessionFlow>(
         fo, sh.backend.get(), sh.signer.get(), sh.metrics.get(), Clock::Real());

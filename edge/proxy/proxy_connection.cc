@@ -291,7 +291,10 @@ void ProxyConnection::OnHeader(error_code ec) {
     sh_->metrics->CountSessionStatus(SessionStatus::kUnavailable);
     return SendLocal(503, "session service unavailable\n", false);
   }
-  session_ = sh_->flow->Verify(view.cookie);
+  // The anonymous session limit counts the client the classifier sees.
+  session_ = sh_->flow->Verify(view.cookie,
+                               sh_->classifier->ClientIp(view).value_or(
+                                   peer_ip_.value_or(classifier::IpAddress{})));
   if (!session_.needs_fetch) return OnSession();
   sh_->flow->Fetch(std::move(session_),
                    [self = shared_from_this()](SessionState state) mutable {

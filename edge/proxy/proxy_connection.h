@@ -129,6 +129,8 @@ class ProxyConnection final
   void OnAuthSession();
   void AuthCommit();
   void OnAuthCommitSession(SessionDirectives directives);
+  std::optional<classifier::IpAddress> CommitClient(
+      const http::request<http::buffer_body>& req) const;
 
   // ---- local replies and closing; proxy_connection.cc ----
   void ResetExchange();

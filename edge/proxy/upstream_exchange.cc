@@ -281,6 +281,14 @@ void ProxyConnection::OnApplied(ApplyResult result) {
     up_.reset();  // its body is unread
     return SendLocal(503, "session service unavailable\n", false);
   }
+  if (result.reject) {  // --anon-session-over-limit=reject
+    up_.reset();
+    return SendLocal(
+        429, "too many new sessions from this address; retry later\n", false,
+        "text/plain; charset=utf-8",
+        {{"Retry-After",
+          std::to_string(absl::ToInt64Seconds(result.retry_after))}});
+  }
   if (result.set_cookie) {
     resp_->get().insert(http::field::set_cookie, *result.set_cookie);
   }

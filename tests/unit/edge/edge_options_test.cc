@@ -72,5 +72,63 @@ TEST(EdgeOptionsTest, ValidateNamesTheField) {
   EXPECT_EQ(Message(o.Validate()).rfind("session_health_path ", 0), 0u);
 }
 
+TEST(EdgeOptionsTest, ProductionMakesTheCookieSecureUnlessInsecure) {
+  EdgeOptions o = Valid();
+  ASSERT_TRUE(ResolveCookieOptions(&o).ok());
+  EXPECT_FALSE(o.cookie.secure);
+  o.production = true;
+  ASSERT_TRUE(ResolveCookieOptions(&o).ok());
+  EXPECT_TRUE(o.cookie.secure);
+  o = Valid();
+  o.production = true;
+  o.cookie_insecure = true;
+  ASSERT_TRUE(ResolveCookieOptions(&o).ok());
+  EXPECT_FALSE(o.cookie.secure);
+  o.cookie.secure = true;  // --cookie-secure --cookie-insecure
+  EXPECT_EQ(Message(ResolveCookieOptions(&o)).rfind("cookie_insecure ", 0), 0u);
+}
+
+TEST(EdgeOptionsTest, HostPrefixNeedsSecureRootPathAndNoDomain) {
+  EdgeOptions o = Valid();
+  o.cookie_host_prefix = true;
+  ASSERT_TRUE(ResolveCookieOptions(&o).ok());
+  EXPECT_EQ(o.cookie_name, "__Host-connect.sid");
+  EXPECT_EQ(Message(o.Validate()).rfind("cookie_host_prefix ", 0), 0u);
+  o.production = true;
+  ASSERT_TRUE(ResolveCookieOptions(&o).ok());
+  EXPECT_EQ(o.cookie_name, "__Host-connect.sid");  // not prefixed twice
+  EXPECT_TRUE(o.Validate().ok()) << o.Validate();
+  o.cookie.domain = "example.com";
+  EXPECT_EQ(Message(o.Validate()).rfind("cookie_host_prefix ", 0), 0u);
+  o.cookie.domain = "";
+  o.cookie.path = "/app";
+  EXPECT_EQ(Message(o.Validate()).rfind("cookie_host_prefix ", 0), 0u);
+  // A prefixed --cookie-name is held to the same rules.
+  o = Valid();
+  o.cookie_name = "__Host-sid";
+  EXPECT_FALSE(o.Validate().ok());
+  o.cookie_name = "__Secure-sid";
+  EXPECT_EQ(Message(o.Validate()).rfind("cookie_name ", 0), 0u);
+  o.cookie.secure = true;
+  EXPECT_TRUE(o.Validate().ok());
+}
+
+TEST(EdgeOptionsTest, CookieIsAlwaysHttpOnly) {
+  EdgeOptions o = Valid();
+  o.cookie.http_only = false;
+  EXPECT_EQ(Message(o.Validate()).rfind("cookie_options ", 0), 0u);
+}
+
+TEST(EdgeOptionsTest, AnonSessionLimitIsOnByDefaultAndChecked) {
+  EdgeOptions o = Valid();
+  EXPECT_TRUE(o.anon_limit.enabled());
+  EXPECT_EQ(o.anon_limit.over_limit, OverLimitAction::kProxy);
+  o.anon_limit.burst = 0;
+  EXPECT_EQ(Message(o.Validate()).rfind("anon_session_burst ", 0), 0u);
+  o = Valid();
+  o.anon_limit.rate = 0;  // off
+  EXPECT_TRUE(o.Validate().ok());
+}
+
 }  // namespace
 }  // namespace sg::edge

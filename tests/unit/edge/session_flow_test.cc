@@ -344,5 +344,117 @@ TEST_F(SessionFlowTest, CookieSignedWithOldKeyIsReissuedWithCurrentKey) {
   EXPECT_NE(r.set_cookie->find(signer_->EncodedValue(id)), std::string::npos);
 }
 
+// ---- the anonymous session limit (--anon-session-*) ----
+
+class AnonLimitFlowTest : public SessionFlowTest {
+ protected:
+  static SessionFlowOptions LimitOptions(OverLimitAction action) {
+    SessionFlowOptions o = Options();
+    o.anon_limit.rate = 1;
+    o.anon_limit.burst = 2;
+    o.anon_limit.slots = 64;
+    o.anon_limit.over_limit = action;
+    return o;
+  }
+  ApplyResult ApplyOn(SessionFlow& flow, SessionState s, SessionDirectives d) {
+    std::optional<ApplyResult> out;
+    flow.Apply(std::move(s), std::move(d),
+               [&](ApplyResult r) { out = std::move(r); });
+    EXPECT_TRUE(out.has_value());
+    return out.value_or(ApplyResult{});
+  }
+  // A first visit from `ip` whose response stores data.
+  ApplyResult Visit(SessionFlow& flow, const std::string& ip,
+                    const std::string& cookie = "") {
+    SessionDirectives d;
+    d.data = "cart";
+    SessionState s = flow.Verify(cookie, classifier::IpAddress::Parse(ip));
+    if (s.needs_fetch) {
+      flow.Fetch(std::move(s), [&](SessionState r) { s = std::move(r); });
+    }
+    return ApplyOn(flow, std::move(s), d);
+  }
+};
+
+TEST_F(AnonLimitFlowTest, ProxyModeOverLimitCreatesNothingAndSetsNoCookie) {
+  SessionFlow flow(LimitOptions(OverLimitAction::kProxy), &backend_,
+                   signer_.get(), &metrics_, &clock_);
+  EXPECT_TRUE(Visit(flow, "203.0.113.7").set_cookie.has_value());
+  EXPECT_TRUE(Visit(flow, "203.0.113.7").set_cookie.has_value());
+  ApplyResult r = Visit(flow, "203.0.113.7");
+  EXPECT_FALSE(r.set_cookie.has_value());
+  EXPECT_FALSE(r.reject);
+  EXPECT_FALSE(r.failed);
+  EXPECT_EQ(backend_.calls["create"], 2);
+  EXPECT_EQ(metrics_.anon_sessions_limited(/*rejected=*/false), 1u);
+  // Another client is unaffected; the first gets a token back in 1 s.
+  EXPECT_TRUE(Visit(flow, "198.51.100.9").set_cookie.has_value());
+  clock_.Advance(absl::Seconds(1));
+  EXPECT_TRUE(Visit(flow, "203.0.113.7").set_cookie.has_value());
+  EXPECT_EQ(backend_.calls["create"], 4);
+}
+
+TEST_F(AnonLimitFlowTest, RejectModeAsksForA429WithRetryAfter) {
+  SessionFlow flow(LimitOptions(OverLimitAction::kReject), &backend_,
+                   signer_.get(), &metrics_, &clock_);
+  Visit(flow, "2001:db8::1");
+  Visit(flow, "2001:db8::2");
+  ApplyResult r = Visit(flow, "2001:db8::3");  // same /64
+  EXPECT_TRUE(r.reject);
+  EXPECT_EQ(r.retry_after, absl::Seconds(1));
+  EXPECT_FALSE(r.set_cookie.has_value());
+  EXPECT_EQ(backend_.calls["create"], 2);
+  EXPECT_EQ(metrics_.anon_sessions_limited(/*rejected=*/true), 1u);
+}
+
+TEST_F(AnonLimitFlowTest, ExpiredCookieCountsAsAnonymous) {
+  SessionFlow flow(LimitOptions(OverLimitAction::kProxy), &backend_,
+                   signer_.get(), &metrics_, &clock_);
+  const std::string gone = CookieHeader("never-stored");
+  Visit(flow, "203.0.113.7", gone);
+  Visit(flow, "203.0.113.7", gone);
+  EXPECT_FALSE(Visit(flow, "203.0.113.7", gone).set_cookie.has_value());
+  EXPECT_EQ(backend_.calls["create"], 2);
+}
+
+TEST_F(AnonLimitFlowTest, LoginsAndExistingSessionsAreNeverLimited) {
+  SessionFlow flow(LimitOptions(OverLimitAction::kReject), &backend_,
+                   signer_.get(), &metrics_, &clock_);
+  Visit(flow, "203.0.113.7");
+  Visit(flow, "203.0.113.7");
+  ASSERT_TRUE(Visit(flow, "203.0.113.7").reject);
+  // A login without a session creates one all the same.
+  SessionDirectives login;
+  login.principal = "alice";
+  ApplyResult r = ApplyOn(
+      flow, flow.Verify("", classifier::IpAddress::Parse("203.0.113.7")),
+      login);
+  EXPECT_FALSE(r.reject);
+  ASSERT_TRUE(r.set_cookie.has_value());
+  // A loaded session that logs out and stores data starts afresh.
+  const std::string id = backend_.Put("v");
+  SessionState s =
+      flow.Verify(CookieHeader(id), classifier::IpAddress::Parse("203.0.113.7"));
+  flow.Fetch(std::move(s), [&](SessionState got) { s = std::move(got); });
+  ASSERT_EQ(s.status, SessionStatus::kLoaded);
+  SessionDirectives restart;
+  restart.destroy = true;
+  restart.data = "fresh";
+  r = ApplyOn(flow, std::move(s), restart);
+  EXPECT_FALSE(r.reject);
+  EXPECT_TRUE(r.set_cookie.has_value());
+  EXPECT_EQ(metrics_.anon_sessions_limited(/*rejected=*/true), 1u);
+}
+
+TEST_F(AnonLimitFlowTest, NoClientAddressIsNotLimited) {
+  SessionFlow flow(LimitOptions(OverLimitAction::kReject), &backend_,
+                   signer_.get(), &metrics_, &clock_);
+  SessionDirectives d;
+  d.data = "x";
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_TRUE(ApplyOn(flow, flow.Verify(""), d).set_cookie.has_value());
+  }
+}
+
 }  // namespace
 }  // namespace sg::edge
