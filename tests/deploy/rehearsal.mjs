@@ -342,7 +342,7 @@ const edgeTotals = () => {
 
 // --- load ---------------------------------------------------------------------------------
 const BROWSER = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
-const stats = { requests: 0, failed: 0, lost: 0, regressions: 0, bypassed: 0, retried: 0, failures: [], regressionLog: [] };
+const stats = { requests: 0, failed: 0, lost: 0, regressions: 0, bypassed: 0, retried: 0, relogins: 0, logouts: 0, failures: [], regressionLog: [] };
 // How late this script's own timers fire: a stall here is the machine (two
 // cores, other work), and explains a session call missing its deadline.
 const loopLag = { max: 0, episodes: [] };
@@ -403,11 +403,12 @@ async function login(name) {
     fail(`login ${name}`, r);
     return null;
   }
-  return { name, cookie: sid, counter: 0 };
+  return { name, cookie: sid, counter: 0, offset: 0 };
 }
 for (let i = 0; i < USERS; i++) {
   const u = await login(`user${i}`);
   if (u && i % 2) u.agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  if (u) u.offset = i * 7;
   t.check(u, `login user${i}`);
   if (u) users.push(u);
 }
@@ -442,6 +443,32 @@ async function userLoop(u) {
     }
     const rotated = sidOf(c) ?? sidOf(who);
     if (rotated) u.cookie = rotated;
+    // Now and then a user logs in again (the edge rotates the session id:
+    // Regenerate, then the data on the new id; the counter goes on), or
+    // logs out and in (Delete, then Create: the counter starts over).
+    // Staggered per user, so some happen during every phase.
+    const step = i + u.offset;
+    if (step % 25 === 24) {
+      const r = await request("POST", "/api/auth/login", { cookie: u.cookie, agent: u.agent, body: JSON.stringify({ username: u.name, password: "pw" }) });
+      stats.requests++;
+      stats.relogins++;
+      const sid = sidOf(r);
+      if (r.status !== 200) fail(`login again ${u.name}`, r);
+      else if (!sid || sid === u.cookie) fail(`login again ${u.name}: no new session id`, r, { kind: "200 login without a new session id" });
+      else u.cookie = sid;
+    } else if (step % 60 === 59) {
+      const out = await request("POST", "/api/auth/logout", { cookie: u.cookie, agent: u.agent, body: "{}" });
+      stats.requests++;
+      const cleared = (out.headers?.["set-cookie"] ?? []).some((c) => c.startsWith("connect.sid=;") || /connect\.sid=[^;]*;.*(Max-Age=0|Expires=Thu, 01 Jan 1970)/i.test(c));
+      if (out.status !== 200) fail(`logout ${u.name}`, out);
+      else if (!cleared) fail(`logout ${u.name}: cookie not cleared`, out, { kind: "200 logout without clearing the cookie" });
+      const again = await login(u.name);
+      if (again) {
+        stats.logouts++;
+        u.cookie = again.cookie;
+        u.counter = 0;
+      }
+    }
     if (i++ % 4 === 0) {
       for (const [path, ua] of [["/assets/main.js", BROWSER], ["/", "Googlebot/2.1 (+http://www.google.com/bot.html)"]]) {
         const b = await request("GET", path, { ua, agent: u.agent });
@@ -458,7 +485,7 @@ const loops = users.map(userLoop);
 await sleep(3000);
 const mark = (phase) => {
   const e = edgeTotals();
-  console.log(`[${phase}] requests ${stats.requests}, failed ${stats.failed}, lost sessions ${stats.lost}, counter regressions ${stats.regressions}, GETs retried on a closed keep-alive connection ${stats.retried}; edges: session write failures ${e.failures}, conflicts overwritten ${e.overwritten} dropped ${e.dropped}, session call errors ${e.errors}, calls over 100 ms ${e.slow}`);
+  console.log(`[${phase}] requests ${stats.requests} (logins again ${stats.relogins}, logouts and logins ${stats.logouts}), failed ${stats.failed}, lost sessions ${stats.lost}, counter regressions ${stats.regressions}, GETs retried on a closed keep-alive connection ${stats.retried}; edges: session write failures ${e.failures}, conflicts overwritten ${e.overwritten} dropped ${e.dropped}, session call errors ${e.errors}, calls over 100 ms ${e.slow}`);
 };
 mark("steady");
 
