@@ -1,7 +1,8 @@
 // Rehearsal: the chart's rendered StatefulSet and Deployment run as real
 // processes on loopback, probed and terminated as Kubernetes would
 // (rehearsal/kubelet.mjs), under steady HTTP load through the edges with
-// logged-in sessions:
+// logged-in sessions (each user also logs in again now and then, and logs
+// out and in):
 //
 //   1. servers (Parallel) and edges start; the load begins;
 //   2. rolling restart of the servers, highest ordinal first, each waiting
