@@ -84,7 +84,10 @@ struct ClientOptions {
   // refreshed every `ring_refresh` while calls are made) and sends a call
   // about one id to that id's first live owner, saving the coordinator a
   // hop; a retry, and any call made before the ring is known, goes to the
-  // next node of `target`. Off: every call rotates over `target`.
+  // next node of `target`. An owner whose connection is failing is passed
+  // over, and a call that is never retried (Regenerate, Update without
+  // expected_version) goes to its owner only over a connection that is up.
+  // Off: every call rotates over `target`.
   bool route_to_owners = true;
   absl::Duration ring_refresh = absl::Seconds(5);
 
