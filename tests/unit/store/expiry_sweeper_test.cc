@@ -1,8 +1,10 @@
 #include "server/store/expiry_sweeper.h"
 
 #include <memory>
+#include <thread>
 
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "common/clock.h"
 #include "gtest/gtest.h"
 #include "tests/unit/store/store_test_util.h"
@@ -25,16 +27,22 @@ class ExpirySweeperTest : public ::testing::Test {
     store_ = std::move(*store);
   }
 
-  // Records each pass; WaitForPasses blocks (without sleeping) until n.
+  // Records each pass; WaitForPasses blocks (without sleeping) until n, or
+  // gives up after 30 s and says how many passes it saw.
   void OnPass(const absl::StatusOr<int64_t>& result) {
     absl::MutexLock lock(&mu_);
     ++passes_;
     if (result.ok()) removed_ += *result;
   }
-  void WaitForPasses(int n) {
+  ::testing::AssertionResult WaitForPasses(int n) {
     absl::MutexLock lock(&mu_);
     target_ = n;
-    mu_.Await(absl::Condition(this, &ExpirySweeperTest::Reached));
+    if (mu_.AwaitWithTimeout(absl::Condition(this, &ExpirySweeperTest::Reached),
+                             absl::Seconds(30))) {
+      return ::testing::AssertionSuccess();
+    }
+    return ::testing::AssertionFailure()
+           << passes_ << " of " << n << " sweep passes within 30 s";
   }
   bool Reached() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return passes_ >= target_;
@@ -60,7 +68,7 @@ TEST_F(ExpirySweeperTest, SweepSoonRemovesExpiredSessions) {
   ExpirySweeper sweeper(store_.get(), absl::Hours(1),
                         [this](const auto& r) { OnPass(r); });
   sweeper.SweepSoon();
-  WaitForPasses(1);
+  ASSERT_TRUE(WaitForPasses(1));
   sweeper.Stop();
   EXPECT_GE(sweeper.passes(), 1);
   EXPECT_EQ(sweeper.removed(), 5);
@@ -76,22 +84,49 @@ TEST_F(ExpirySweeperTest, SweepSoonRemovesExpiredSessions) {
 TEST_F(ExpirySweeperTest, RunsEveryInterval) {
   ExpirySweeper sweeper(store_.get(), absl::Milliseconds(1),
                         [this](const auto& r) { OnPass(r); });
-  WaitForPasses(3);
+  ASSERT_TRUE(WaitForPasses(3));
   sweeper.Stop();
   const int64_t passes = sweeper.passes();
   EXPECT_GE(passes, 3);
   EXPECT_EQ(store_->Stats().sweeps, passes);
 }
 
+// Stop() on another thread, bounded: a Stop() that waits the interval out
+// fails after 10 s, clearly, and SweepSoon() then releases the thread.
+::testing::AssertionResult StopsWithin(ExpirySweeper* sweeper,
+                                       absl::Duration bound) {
+  absl::Notification stopped;
+  std::thread stopper([&] {
+    sweeper->Stop();
+    stopped.Notify();
+  });
+  const bool in_time = stopped.WaitForNotificationWithTimeout(bound);
+  if (!in_time) sweeper->SweepSoon();
+  stopper.join();
+  if (in_time) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure()
+         << "Stop() did not return within " << bound
+         << ": it waits out the sweep interval";
+}
+
 TEST_F(ExpirySweeperTest, StopInterruptsALongWaitAndIsIdempotent) {
   ExpirySweeper sweeper(store_.get(), absl::Hours(24));
-  const absl::Time start = absl::Now();
-  sweeper.Stop();
-  sweeper.Stop();
-  // Joined without waiting out the interval and without a pass.
-  EXPECT_LT(absl::Now() - start, absl::Hours(1));
+  EXPECT_TRUE(StopsWithin(&sweeper, absl::Seconds(10)));
+  EXPECT_TRUE(StopsWithin(&sweeper, absl::Seconds(10)));
+  // Joined without a pass.
   EXPECT_EQ(sweeper.passes(), 0);
   EXPECT_EQ(store_->Stats().sweeps, 0);
+}
+
+// The thread is back in its interval wait after a pass: Stop() must wake
+// it rather than wait the interval out.
+TEST_F(ExpirySweeperTest, StopInterruptsTheWaitAfterAPass) {
+  ExpirySweeper sweeper(store_.get(), absl::Hours(24),
+                        [this](const auto& r) { OnPass(r); });
+  sweeper.SweepSoon();
+  ASSERT_TRUE(WaitForPasses(1));
+  EXPECT_TRUE(StopsWithin(&sweeper, absl::Seconds(10)));
+  EXPECT_EQ(sweeper.passes(), 1);
 }
 
 TEST_F(ExpirySweeperTest, ReportsStoreErrors) {
@@ -99,7 +134,7 @@ TEST_F(ExpirySweeperTest, ReportsStoreErrors) {
                         [this](const auto& r) { OnPass(r); });
   ASSERT_TRUE(store_->Close().ok());
   sweeper.SweepSoon();
-  WaitForPasses(1);
+  ASSERT_TRUE(WaitForPasses(1));
   sweeper.Stop();
   EXPECT_EQ(sweeper.last_status().code(),
             absl::StatusCode::kFailedPrecondition);

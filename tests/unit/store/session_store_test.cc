@@ -18,6 +18,7 @@
 #include "absl/synchronization/mutex.h"
 #include "common/clock.h"
 #include "gtest/gtest.h"
+#include "tests/unit/store/fsync_counter.h"
 #include "tests/unit/store/store_test_util.h"
 
 namespace sg::store {
@@ -710,10 +711,26 @@ TEST_F(SessionStoreTest, CloseIsIdempotentAndLaterCallsFail) {
             absl::StatusCode::kFailedPrecondition);
 }
 
-TEST_F(SessionStoreTest, SyncWritesStoreWorks) {
+// Each acknowledged write of a sync_writes store is on disk: one fsync or
+// fdatasync per write at least; without it, writes sync nothing.
+TEST_F(SessionStoreTest, SyncWritesSyncEveryWriteAndAsyncWritesDoNot) {
+  constexpr int kWrites = 50;
+  const auto syncs_for_writes = [&] {
+    const int64_t before = testing::FsyncCalls();
+    for (int i = 0; i < kWrites; ++i) MustCreate("w" + std::to_string(i));
+    return testing::FsyncCalls() - before;
+  };
+  const int64_t async_syncs = syncs_for_writes();
   store_.reset();
   options_.sync_writes = true;
   OpenStore();
+  const int64_t sync_syncs = syncs_for_writes();
+  EXPECT_GE(sync_syncs, kWrites) << "sync_writes: " << sync_syncs
+                                 << " syncs for " << kWrites << " writes";
+  EXPECT_LT(async_syncs, kWrites / 10) << "async: " << async_syncs
+                                       << " syncs for " << kWrites
+                                       << " writes";
+  // Still a working store.
   SessionRecord r = MustCreate("synced");
   EXPECT_TRUE(store_->Get(r.id, false).ok());
 }
