@@ -107,6 +107,37 @@ TEST_F(EdgeFloodTest, LimitZeroIsOff) {
   EXPECT_EQ(Limited("proxy"), 0);
 }
 
+// nginx auth_request mode: the application's write-back creates the
+// session, keyed on the client it passes on in X-Forwarded-For.
+TEST_F(EdgeFloodTest, AuthRequestCommitHonoursTheLimit) {
+  StartAll({"--auth-request-path=/_sg/auth", "--anon-session-rate=0.1",
+            "--anon-session-burst=2", "--anon-session-over-limit=reject"});
+  ASSERT_FALSE(HasFatalFailure());
+  auto commit = [&](const std::string& extra) {
+    return Do("POST /_sg/auth/commit HTTP/1.1\r\nHost: edge\r\n"
+              "Content-Length: 0\r\nX-Session-Set: " +
+              B64("{}") + "\r\n" + extra + "\r\n");
+  };
+  const int64_t creates = Stats().creates();
+  const std::string client = "X-Forwarded-For: 203.0.113.7, 127.0.0.1\r\n";
+  EXPECT_TRUE(commit(client).SessionSetCookie().has_value());
+  EXPECT_TRUE(commit(client).SessionSetCookie().has_value());
+  HttpMessage r = commit(client);
+  EXPECT_EQ(r.status, 429) << r.start_line << r.body;
+  EXPECT_TRUE(r.Header("retry-after").has_value());
+  EXPECT_FALSE(r.SessionSetCookie().has_value());
+  EXPECT_EQ(Stats().creates(), creates + 2);
+  // Another client, and X-Real-IP when there is no X-Forwarded-For.
+  EXPECT_EQ(commit("X-Forwarded-For: 198.51.100.9\r\n").status, 200);
+  EXPECT_EQ(commit("X-Real-IP: 203.0.113.7\r\n").status, 429);
+  // A commit naming no client is not limited (it would be the app's own
+  // address, shared by every visitor).
+  EXPECT_TRUE(commit("").SessionSetCookie().has_value());
+  EXPECT_TRUE(commit("").SessionSetCookie().has_value());
+  EXPECT_TRUE(commit("").SessionSetCookie().has_value());
+  EXPECT_EQ(Limited("reject"), 2);
+}
+
 // 100,000 distinct clients, one new session each, over keep-alive
 // connections: the bucket table is allocated at start, so the edge's RSS
 // after the flood stays within 5 MiB of what it was after a warm-up.

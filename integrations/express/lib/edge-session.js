@@ -400,6 +400,11 @@ function postCommit(ctx, headers) {
   const cookie = ctx.req.headers.cookie;
   if (cookie) reqHeaders.cookie = cookie;
   if (ctx.version) reqHeaders[H_VERSION] = ctx.version;
+  // The client nginx saw: the edge's --anon-session-rate counts new
+  // sessions per client, not per application pod.
+  for (const h of ['x-forwarded-for', 'x-real-ip']) {
+    if (ctx.req.headers[h]) reqHeaders[h] = ctx.req.headers[h];
+  }
   return new Promise((resolve, reject) => {
     const request = http.request(a.commitUrl, {
       method: 'POST',
