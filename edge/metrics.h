@@ -56,8 +56,8 @@ enum class UpstreamError : uint8_t {
 inline constexpr int kNumUpstreamErrors = 4;
 
 // Replies the edge produced itself, by status code.
-inline constexpr std::array<int, 14> kLocalReplyCodes = {
-    400, 403, 404, 405, 408, 413, 414, 431, 500, 501, 502, 503, 504, 505};
+inline constexpr std::array<int, 15> kLocalReplyCodes = {
+    400, 403, 404, 405, 408, 413, 414, 429, 431, 500, 501, 502, 503, 504, 505};
 
 // Values read at render time from other components.
 struct MetricsGauges {

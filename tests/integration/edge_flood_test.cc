@@ -88,6 +88,8 @@ TEST_F(EdgeFloodTest, RejectModeAnswers429WithRetryAfter) {
   EXPECT_FALSE(Proxied(r));
   EXPECT_EQ(Stats().creates(), creates + 2);
   EXPECT_EQ(Limited("reject"), 1);
+  EXPECT_EQ(MetricSum(Metrics(), "sg_edge_local_replies_total{code=\"429\"}"),
+            1);
   // IPv6 clients are counted by /64: two from one /64 share its bucket.
   EXPECT_TRUE(Do(FirstVisit("2001:db8:5::1")).SessionSetCookie().has_value());
   EXPECT_TRUE(Do(FirstVisit("2001:db8:5::2")).SessionSetCookie().has_value());

@@ -415,6 +415,15 @@ function postCommit(ctx, headers) {
       response.resume();
       response.once('end', () => {
         if (response.statusCode === 200) return resolve(response.headers['set-cookie'] || []);
+        if (response.statusCode === 429) {
+          // The edge's --anon-session-over-limit=reject: this client creates
+          // sessions too fast; answer as the edge would have.
+          const err = new Error('SessionGrid: too many new sessions from this address');
+          err.status = 429;
+          err.code = 'SESSIONGRID_LIMITED';
+          err.retryAfter = response.headers['retry-after'];
+          return reject(err);
+        }
         const err = new Error(`SessionGrid: the session write-back failed (edge answered ${response.statusCode})`);
         err.status = 503;
         err.code = 'SESSIONGRID_UNAVAILABLE';
@@ -470,6 +479,7 @@ function hookCommit(res, ctx) {
     res.statusCode = err.status || 503;
     res.setHeader('Content-Type', 'application/json; charset=utf-8');
     res.setHeader('Cache-Control', 'no-store');
+    if (err.retryAfter) res.setHeader('Retry-After', err.retryAfter);
     original.end.call(res, JSON.stringify({ error: err.message }));
   };
   const checkCookie = () => (ctx.checkCookie ? [ctx.checkCookie] : []);
@@ -491,7 +501,7 @@ function hookCommit(res, ctx) {
         setSessionCookies(res, ctx, lines.length > 0 ? lines : checkCookie());
         replay();
       }, (err) => {
-        if (ctx.options.unavailable === 'continue') {
+        if (ctx.options.unavailable === 'continue' && err.status !== 429) {
           setSessionCookies(res, ctx, checkCookie());
           return replay();
         }

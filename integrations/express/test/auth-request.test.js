@@ -262,6 +262,44 @@ describe('nginx auth_request in front of the demo app', () => {
   });
 });
 
+describe('nginx auth_request with the anonymous session limit', () => {
+  test('--anon-session-over-limit=reject: the app answers 429 with Retry-After, per client address', async () => {
+    const limited = await startEdge({
+      service: server.address,
+      args: [`--auth-request-path=${AUTH_PATH}`, '--anon-session-rate=0.1',
+        '--anon-session-burst=2', '--anon-session-over-limit=reject'],
+    });
+    const limitedApp = await listen(createDemoApp(edgeSession({
+      principal: (s) => s.user,
+      authRequest: `${limited.url}${AUTH_PATH}`,
+    })));
+    const proxy = await startNginx([{ edge: limited.url, app: limitedApp.url }]);
+    try {
+      const visitor = (ip) => new Browser(proxy.urls[0], {
+        headers: { ...BROWSER_HEADERS, 'X-Forwarded-For': ip },
+      });
+      const before = await nodeStats(server.address);
+      for (let i = 0; i < 2; i++) {
+        const r = await visitor('198.51.100.20').post('/api/user/counter');
+        expect(r.status).toBe(200);
+        expect(sessionCookieLine(r.setCookies)).toBeDefined();
+      }
+      const over = await visitor('198.51.100.20').post('/api/user/counter');
+      expect(over.status).toBe(429);
+      expect(Number(over.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+      expect(sessionCookieLine(over.setCookies)).toBeUndefined();
+      // Another address is its own client (the app passed the address on).
+      const other = await visitor('198.51.100.21').post('/api/user/counter');
+      expect(other.status).toBe(200);
+      expect((await nodeStats(server.address)).creates).toBe(before.creates + 3);
+      expect(await metric(limited, 'sg_edge_anon_sessions_limited_total{action="reject"}')).toBe(1);
+    } finally {
+      await proxy.stop();
+      await limitedApp.close();
+    }
+  });
+});
+
 describe('nginx auth_request when the session service is down', () => {
   test('fail-open: the app is told (503 from its error handler); fail-closed: nginx answers 503; bypassed requests still work', async () => {
     const open = new Browser(nginx.urls[0], { headers: BROWSER_HEADERS });
