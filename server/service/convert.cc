@@ -55,6 +55,19 @@ store::Hlc FromProto(const sessiongrid::v1::Version& version) {
 absl::StatusOr<std::optional<absl::Duration>> OptionalTtl(
     bool has_ttl, const google::protobuf::Duration& ttl) {
   if (!has_ttl) return std::optional<absl::Duration>();
+  // google.protobuf.Duration's own rules: nanos below one second with the
+  // sign of seconds, seconds within +-10,000 years. Anything else is a
+  // malformed message, not a TTL to round.
+  constexpr int64_t kMaxDurationSeconds = 315'576'000'000;
+  if (ttl.seconds() > kMaxDurationSeconds ||
+      ttl.seconds() < -kMaxDurationSeconds || ttl.nanos() >= 1'000'000'000 ||
+      ttl.nanos() <= -1'000'000'000 ||
+      (ttl.seconds() > 0 && ttl.nanos() < 0) ||
+      (ttl.seconds() < 0 && ttl.nanos() > 0)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "ttl is not a valid google.protobuf.Duration (seconds ", ttl.seconds(),
+        ", nanos ", ttl.nanos(), ")"));
+  }
   absl::Duration d = absl::Seconds(ttl.seconds()) + absl::Nanoseconds(ttl.nanos());
   if (d <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError(

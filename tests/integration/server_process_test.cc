@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "sessiongrid/v1/admin.grpc.pb.h"
 #include "sessiongrid/v1/session.grpc.pb.h"
@@ -102,10 +103,15 @@ TEST_F(ServerProcessTest, SigtermUnderLoadCompletesAcceptedCallsAndExitsZero) {
   std::vector<std::string> unexpected;
   std::atomic<int> calls{0};
   std::atomic<int> refused{0};
+  std::atomic<int> running{kThreads};
 
   std::vector<std::thread> threads;
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
+      struct Done {
+        std::atomic<int>* running;
+        ~Done() { running->fetch_sub(1); }
+      } done{&running};
       auto stub = v1::SessionService::NewStub(channel_);
       absl::Time stop_by = absl::Now() + absl::Seconds(60);
       for (int i = 0; i < kMaxCallsPerThread && absl::Now() < stop_by; ++i) {
@@ -137,10 +143,18 @@ TEST_F(ServerProcessTest, SigtermUnderLoadCompletesAcceptedCallsAndExitsZero) {
       }
     });
   }
-  // Signal once the load is well under way.
-  while (calls.load() < 2000 && calls.load() < kThreads * kMaxCallsPerThread) {
-    std::this_thread::yield();
+  // Signal once the load is well under way: 2,000 calls, polled within a
+  // deadline, and not after every client has stopped.
+  constexpr int kCallsBeforeSignal = 2000;
+  const absl::Time give_up = absl::Now() + absl::Seconds(60);
+  while (calls.load() < kCallsBeforeSignal && running.load() > 0 &&
+         absl::Now() < give_up) {
+    absl::SleepFor(absl::Milliseconds(5));
   }
+  EXPECT_GE(calls.load(), kCallsBeforeSignal)
+      << "the load did not reach " << kCallsBeforeSignal
+      << " calls within 60 s (" << running.load()
+      << " clients still running); signalling anyway";
   signalled.store(true);
   server->Signal(SIGTERM);
   auto code = server->Wait(absl::Seconds(60));
