@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <string>
@@ -49,10 +50,15 @@ int Connect(int port) {
     ::close(fd);
     return -1;
   }
+  // Every read gives up after 10 s, so a server that never answers fails
+  // the test instead of hanging it.
+  const timeval timeout{10, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
   return fd;
 }
 
-// Reads until `n` complete responses (Content-Length bodies) or EOF.
+// Reads until `n` complete responses (Content-Length bodies), EOF or a
+// 10 s silence.
 std::string ReadResponses(int fd, int n) {
   std::string raw;
   char buf[4096];
