@@ -341,6 +341,8 @@ void ProxyConnection::SendLocal(int status, std::string body, bool close,
   if (req_ && !req_->is_done()) close = true;  // unread body
   if (!req_) close = true;
   if (sh_->closing.load(std::memory_order_acquire)) close = true;
+  // Draining: the client reconnects to a ready edge (UpstreamExchange).
+  if (sh_->draining.load(std::memory_order_acquire)) close = true;
   if (!client_keep_alive_) close = true;
   keep_alive_ = !close;
   local_ = std::make_unique<http::response<http::string_body>>(

@@ -314,7 +314,12 @@ void ProxyConnection::WriteResponseHeader() {
         must_close_ = true;
       }
     }
+    // Draining (the drain delay, /readyz failing): each client's next
+    // response closes its connection, so it reconnects through the Service
+    // to a ready edge instead of racing the close of an idle connection
+    // when the listener goes (a reset a non-idempotent request cannot retry).
     keep_alive_ = client_keep_alive_ && !must_close_ &&
+                  !sh_->draining.load(std::memory_order_acquire) &&
                   !sh_->closing.load(std::memory_order_acquire);
     res.keep_alive(keep_alive_);
     if (keep_alive_ && client_version_ < 11) {
