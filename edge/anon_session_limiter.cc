@@ -76,8 +76,8 @@ absl::StatusOr<std::unique_ptr<AnonSessionLimiter>> AnonSessionLimiter::Create(
       new AnonSessionLimiter(options, clock));
 }
 
-AnonSessionLimiter::AnonSessionLimiter(
-    const AnonSessionLimiterOptions& options, const Clock* clock)
+AnonSessionLimiter::AnonSessionLimiter(const AnonSessionLimiterOptions& options,
+                                       const Clock* clock)
     : options_(options),
       clock_(clock),
       num_sets_(options.slots / kWays),
@@ -119,7 +119,8 @@ AnonSessionLimiter::Verdict AnonSessionLimiter::Acquire(
   }
   if (now > slot->last_ns) {
     const double elapsed = static_cast<double>(now - slot->last_ns) * 1e-9;
-    slot->tokens = std::min(options_.burst, slot->tokens + elapsed * options_.rate);
+    slot->tokens =
+        std::min(options_.burst, slot->tokens + elapsed * options_.rate);
   }
   // A clock that stepped back does not refill, and keeps the later stamp.
   slot->last_ns = std::max(slot->last_ns, now);

@@ -141,8 +141,7 @@ void ProxyConnection::AuthCommit() {
     raw.Offer(SV(it->name_string()), SV(it->value()));
   }
   SessionDirectives directives = ParseDirectives(raw);
-  session_ = sh_->flow->Verify(SV(req[http::field::cookie]),
-                               CommitClient(req));
+  session_ = sh_->flow->Verify(SV(req[http::field::cookie]), CommitClient(req));
   if (!session_.needs_fetch) return OnAuthCommitSession(std::move(directives));
   // The version the check read: CAS against it, as the proxy does against
   // the version its own Get read. Without one, read now.

@@ -47,7 +47,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (std::string_view& field : f) {
     const size_t nul = in.find('\0');
     field = in.substr(0, nul);
-    in = nul == std::string_view::npos ? std::string_view() : in.substr(nul + 1);
+    in =
+        nul == std::string_view::npos ? std::string_view() : in.substr(nul + 1);
   }
   RequestView view;
   view.method = f[0];
@@ -80,7 +81,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // for the same reason unless rule 10 comes first.
   const Decision dev = Make(false).Classify(view);
   const Decision prod = Make(true).Classify(view);
-  if (dev.bypass && !(prod.reason.kind == ReasonKind::kUnauthenticatedHtmlRequest)) {
+  if (dev.bypass &&
+      !(prod.reason.kind == ReasonKind::kUnauthenticatedHtmlRequest)) {
     Check(prod.bypass && prod.reason == dev.reason);
   }
   if (!dev.bypass && prod.bypass) {

@@ -42,7 +42,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view header =
       nl == std::string_view::npos ? in : in.substr(nl + 1);
 
-  const std::optional<std::string_view> raw = sg::edge::FindCookie(header, name);
+  const std::optional<std::string_view> raw =
+      sg::edge::FindCookie(header, name);
   if (raw) {
     Check(raw->data() >= header.data() &&
           raw->data() + raw->size() <= header.data() + header.size());
@@ -80,7 +81,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     const std::string cookie_header =
         "a=1; connect.sid=" + signer.EncodedValue(id) + "; b=2";
-    const VerifiedCookie found = signer.VerifyHeader(cookie_header, "connect.sid");
+    const VerifiedCookie found =
+        signer.VerifyHeader(cookie_header, "connect.sid");
     Check(found.ok() && found.id() == id);
   }
   return 0;

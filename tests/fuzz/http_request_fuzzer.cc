@@ -19,12 +19,12 @@ using sg::edge::HeadVerdict;
 using sg::edge::RequestHeadScanner;
 
 // Aborts naming the property that failed.
-#define CHECK_PROPERTY(cond)                                   \
-  do {                                                         \
-    if (!(cond)) {                                             \
+#define CHECK_PROPERTY(cond)                                \
+  do {                                                      \
+    if (!(cond)) {                                          \
       std::fprintf(stderr, "property failed: %s\n", #cond); \
-      std::abort();                                            \
-    }                                                          \
+      std::abort();                                         \
+    }                                                       \
   } while (0)
 
 bool KnownStatus(int status) {
@@ -44,7 +44,8 @@ Outcome Scan(std::string_view bytes, size_t step, const HeadLimits& limits) {
   RequestHeadScanner::State state = RequestHeadScanner::State::kNeedMore;
   size_t have = step == 0 ? bytes.size() : 0;
   for (;;) {
-    if (step != 0) have = have + step < bytes.size() ? have + step : bytes.size();
+    if (step != 0)
+      have = have + step < bytes.size() ? have + step : bytes.size();
     state = scanner.Scan(bytes.substr(0, have));
     if (state != RequestHeadScanner::State::kNeedMore || have == bytes.size()) {
       break;
@@ -81,18 +82,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // bytes read whole answer 400 (the line ending is seen first) and bytes
   // read in pieces 414/431 (the limit is crossed first). Either way the
   // head is refused; any other difference is a failure.
-  CHECK_PROPERTY(whole.status == pieces.status ||
-                 pieces.status == 414 || pieces.status == 431 ||
-                 whole.status == 414 || whole.status == 431);
+  CHECK_PROPERTY(whole.status == pieces.status || pieces.status == 414 ||
+                 pieces.status == 431 || whole.status == 414 ||
+                 whole.status == 431);
   if (whole.state == RequestHeadScanner::State::kRejected) {
     CHECK_PROPERTY(KnownStatus(whole.status));
   }
   if (whole.state == RequestHeadScanner::State::kComplete) {
     CHECK_PROPERTY(whole.begin <= whole.end && whole.end <= bytes.size());
     CHECK_PROPERTY(whole.end - whole.begin <= limits.max_head);
-    const HeadVerdict v =
-        sg::edge::ValidateRequestHead(bytes.substr(whole.begin,
-                                                   whole.end - whole.begin));
+    const HeadVerdict v = sg::edge::ValidateRequestHead(
+        bytes.substr(whole.begin, whole.end - whole.begin));
     CHECK_PROPERTY(v.ok() || KnownStatus(v.status));
     CHECK_PROPERTY(v.ok() || !v.reason.empty());
   }

@@ -31,8 +31,9 @@ bool Proxied(const HttpMessage& r) {
 class EdgeFloodTest : public EdgeTest {
  protected:
   double Limited(const std::string& action) {
-    return MetricSum(Metrics(), "sg_edge_anon_sessions_limited_total{action=\"" +
-                                    action + "\"}");
+    return MetricSum(
+        Metrics(),
+        "sg_edge_anon_sessions_limited_total{action=\"" + action + "\"}");
   }
 };
 
@@ -116,9 +117,10 @@ TEST_F(EdgeFloodTest, AuthRequestCommitHonoursTheLimit) {
             "--anon-session-burst=2", "--anon-session-over-limit=reject"});
   ASSERT_FALSE(HasFatalFailure());
   auto commit = [&](const std::string& extra) {
-    return Do("POST /_sg/auth/commit HTTP/1.1\r\nHost: edge\r\n"
-              "Content-Length: 0\r\nX-Session-Set: " +
-              B64("{}") + "\r\n" + extra + "\r\n");
+    return Do(
+        "POST /_sg/auth/commit HTTP/1.1\r\nHost: edge\r\n"
+        "Content-Length: 0\r\nX-Session-Set: " +
+        B64("{}") + "\r\n" + extra + "\r\n");
   };
   const int64_t creates = Stats().creates();
   const std::string client = "X-Forwarded-For: 203.0.113.7, 127.0.0.1\r\n";
@@ -150,8 +152,7 @@ TEST_F(EdgeFloodTest, FloodFrom100kDistinctIpsKeepsTheEdgeRssFlat) {
   auto ip_of = [](uint32_t n) {
     const uint32_t v = (11u << 24) + n;
     return std::to_string(v >> 24) + "." + std::to_string((v >> 16) & 255) +
-           "." + std::to_string((v >> 8) & 255) + "." +
-           std::to_string(v & 255);
+           "." + std::to_string((v >> 8) & 255) + "." + std::to_string(v & 255);
   };
   constexpr int kConnections = 4;
   // Sends requests [from, to) over kConnections keep-alive connections;
@@ -248,9 +249,9 @@ TEST_F(EdgeFloodTest, HostPrefixedCookieRoundTrips) {
   EXPECT_NE(set.find("; Path=/"), std::string::npos) << set;
   EXPECT_EQ(set.find("Domain"), std::string::npos) << set;
   // The prefixed cookie is the session cookie on the way back in.
-  HttpMessage back = Do(Get(
-      "/login", std::string(kBrowser) + "Cookie: " + set.substr(0, set.find(';')) +
-                    "\r\n"));
+  HttpMessage back =
+      Do(Get("/login", std::string(kBrowser) +
+                           "Cookie: " + set.substr(0, set.find(';')) + "\r\n"));
   EXPECT_NE(back.body.find("X-Session-Status: loaded"), std::string::npos)
       << back.body;
 }
@@ -266,7 +267,8 @@ TEST_F(EdgeFloodTest, RotatedKeyKeepsTheSessionAndReSignsTheCookie) {
   const std::string old_cookie = CookieValue(*r.SessionSetCookie());
   // Rotate: the new key first, the old one still verifies.
   edge_.reset();
-  std::ofstream(dir_ + "/secrets") << "new-key-9876543210\nold-key-0123456789\n";
+  std::ofstream(dir_ + "/secrets")
+      << "new-key-9876543210\nold-key-0123456789\n";
   StartEdge();
   ASSERT_FALSE(HasFatalFailure());
   const std::string with_old =
@@ -307,8 +309,8 @@ TEST(EdgeFlagsTest, InconsistentCookieAndLimitFlagsAreRefusedAtStart) {
     std::vector<std::string> args;
     std::string flag;
   };
-  const std::vector<std::string> base = {
-      "--upstream=http://127.0.0.1:1", "--session-service=127.0.0.1:1"};
+  const std::vector<std::string> base = {"--upstream=http://127.0.0.1:1",
+                                         "--session-service=127.0.0.1:1"};
   const std::vector<Case> cases = {
       {{"--cookie-host-prefix"}, "--cookie-host-prefix"},
       {{"--cookie-host-prefix", "--production", "--cookie-insecure"},

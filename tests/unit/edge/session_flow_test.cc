@@ -433,8 +433,8 @@ TEST_F(AnonLimitFlowTest, LoginsAndExistingSessionsAreNeverLimited) {
   ASSERT_TRUE(r.set_cookie.has_value());
   // A loaded session that logs out and stores data starts afresh.
   const std::string id = backend_.Put("v");
-  SessionState s =
-      flow.Verify(CookieHeader(id), classifier::IpAddress::Parse("203.0.113.7"));
+  SessionState s = flow.Verify(CookieHeader(id),
+                               classifier::IpAddress::Parse("203.0.113.7"));
   flow.Fetch(std::move(s), [&](SessionState got) { s = std::move(got); });
   ASSERT_EQ(s.status, SessionStatus::kLoaded);
   SessionDirectives restart;
