@@ -98,16 +98,7 @@ void ProxyConnection::AuthCheck() {
   }
   session_ = sh_->flow->Verify(view.cookie);
   if (!session_.needs_fetch) return OnAuthSession();
-  sh_->flow->Fetch(std::move(session_),
-                   [self = shared_from_this()](SessionState state) mutable {
-                     auto ex = self->sock_.get_executor();
-                     ProxyConnection* raw = self.get();
-                     net::post(ex, [self = std::move(self), raw,
-                                    state = std::move(state)]() mutable {
-                       raw->session_ = std::move(state);
-                       raw->OnAuthSession();
-                     });
-                   });
+  FetchSessionThen(&ProxyConnection::OnAuthSession);
 }
 
 void ProxyConnection::OnAuthSession() {

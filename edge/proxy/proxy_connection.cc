@@ -296,16 +296,21 @@ void ProxyConnection::OnHeader(error_code ec) {
                                sh_->classifier->ClientIp(view).value_or(
                                    peer_ip_.value_or(classifier::IpAddress{})));
   if (!session_.needs_fetch) return OnSession();
-  sh_->flow->Fetch(std::move(session_),
-                   [self = shared_from_this()](SessionState state) mutable {
-                     auto ex = self->sock_.get_executor();
-                     ProxyConnection* raw = self.get();
-                     net::post(ex, [self = std::move(self), raw,
-                                    state = std::move(state)]() mutable {
-                       raw->session_ = std::move(state);
-                       raw->OnSession();
-                     });
-                   });
+  FetchSessionThen(&ProxyConnection::OnSession);
+}
+
+void ProxyConnection::FetchSessionThen(void (ProxyConnection::*next)()) {
+  sh_->flow->Fetch(std::move(session_), [self = shared_from_this(),
+                                         next](SessionState state) mutable {
+    // Back on this connection's strand before touching it.
+    auto ex = self->sock_.get_executor();
+    ProxyConnection* raw = self.get();
+    net::post(ex, [self = std::move(self), raw, next,
+                   state = std::move(state)]() mutable {
+      raw->session_ = std::move(state);
+      (raw->*next)();
+    });
+  });
 }
 
 void ProxyConnection::OnSession() {

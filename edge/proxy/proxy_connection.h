@@ -91,6 +91,8 @@ class ProxyConnection final
   void ParseHead();
   void OnHeader(error_code ec);
   void OnSession();
+  // Fetches session_ and continues with `next` on this connection's executor.
+  void FetchSessionThen(void (ProxyConnection::*next)());
 
   // ---- the upstream exchange; upstream_exchange.cc ----
   // Rewrites the request head in place for the upstream.
