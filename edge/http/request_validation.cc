@@ -361,13 +361,27 @@ RequestHeadScanner::State RequestHeadScanner::Reject(int status,
   return state_;
 }
 
+// One rule per byte, in order, so that the answer depends only on the bytes
+// and never on how TCP split them: the first byte that breaks a rule
+// decides. A byte past max_head is 431 before its value is looked at; then a
+// bad line ending is 400; then a request-line byte that is not its CR or LF
+// and lies past max_request_line is 414. (Checking limits once per read
+// instead answered 400 or 414/431 for the same bytes, depending on where
+// the reads ended.)
 RequestHeadScanner::State RequestHeadScanner::Scan(std::string_view buffered) {
   if (state_ != State::kNeedMore) return state_;
   for (; pos_ < buffered.size(); ++pos_) {
+    if (pos_ >= limits_.max_head) {
+      return Reject(431, "request header fields too large");
+    }
     const char c = buffered[pos_];
     const bool after_cr = pos_ > line_start_ && buffered[pos_ - 1] == '\r';
     if (c != '\n') {
       if (after_cr) return Reject(400, "bare CR");
+      if (!request_line_done_ && c != '\r' &&
+          pos_ - line_start_ >= limits_.max_request_line) {
+        return Reject(414, "request line too long");
+      }
       continue;
     }
     if (!after_cr) return Reject(400, "bare LF");
@@ -375,30 +389,16 @@ RequestHeadScanner::State RequestHeadScanner::Scan(std::string_view buffered) {
     if (!request_line_done_) {
       if (line_len == 0) {
         begin_ = pos_ + 1;  // an empty line before the request line
-      } else if (line_len > limits_.max_request_line) {
-        return Reject(414, "request line too long");
       } else {
         request_line_done_ = true;
       }
     } else if (line_len == 0) {
       end_ = pos_ + 1;
-      if (end_ > limits_.max_head) {
-        return Reject(431, "request header fields too large");
-      }
       verdict_ = ValidateRequestHead(buffered.substr(begin_, end_ - begin_));
       state_ = verdict_.ok() ? State::kComplete : State::kRejected;
       return state_;
     }
     line_start_ = pos_ + 1;
-  }
-  // Incomplete: refuse now what can only grow past a limit. One byte of
-  // slack for the CR of a line exactly at the limit.
-  if (!request_line_done_ &&
-      pos_ - line_start_ > limits_.max_request_line + 1) {
-    return Reject(414, "request line too long");
-  }
-  if (pos_ > limits_.max_head) {
-    return Reject(431, "request header fields too large");
   }
   return state_;
 }

@@ -55,8 +55,12 @@ struct HeadLimits {
 
 // Finds the end of a request head in bytes that arrive piece by piece and
 // refuses it as early as possible (a bare LF, or a limit crossed, is
-// answered before the head is complete). Each call scans only the bytes
-// not seen before, so a head trickled one byte at a time costs linear time.
+// answered before the head is complete). The answer depends only on the
+// bytes, not on how they were split: the first byte that breaks a rule
+// decides (a byte past max_head -> 431; a bare CR or LF -> 400; a
+// request-line byte past max_request_line, its CR aside -> 414). Each call
+// scans only the bytes not seen before, so a head trickled one byte at a
+// time costs linear time.
 // Not thread-safe; one per connection, Reset() per request.
 class RequestHeadScanner final {
  public:

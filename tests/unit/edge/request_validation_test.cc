@@ -1,5 +1,6 @@
 #include "edge/http/request_validation.h"
 
+#include <algorithm>
 #include <string>
 #include <string_view>
 
@@ -270,6 +271,85 @@ TEST(RequestHeadScannerTest, LargeHeadIs431EvenBeforeItEnds) {
   for (int i = 0; i < 600; ++i) crlfs.append("\r\n");
   EXPECT_EQ(blank.Scan(crlfs), State::kRejected);
   EXPECT_EQ(blank.verdict().status, 431);
+}
+
+std::string Repeat(std::string_view s, int n) {
+  std::string out;
+  for (int i = 0; i < n; ++i) out.append(s);
+  return out;
+}
+
+// The scanner's answer for `bytes` fed in one call, or growing by `step`.
+struct ScanOutcome {
+  State state;
+  int status;
+  std::string reason;
+  size_t begin, end;
+};
+ScanOutcome ScanInSteps(const std::string& bytes, size_t step,
+                        const HeadLimits& limits) {
+  RequestHeadScanner scanner(limits);
+  State state = State::kNeedMore;
+  size_t fed = step == 0 ? bytes.size() : 0;
+  do {
+    if (step != 0) fed = std::min(bytes.size(), fed + step);
+    state = scanner.Scan(std::string_view(bytes).substr(0, fed));
+  } while (state == State::kNeedMore && fed < bytes.size());
+  const bool done = state == State::kComplete;
+  return {state, scanner.verdict().status,
+          std::string(scanner.verdict().reason),
+          done ? scanner.head_begin() : 0, done ? scanner.head_end() : 0};
+}
+
+// docs/robustness.md "Found": a bad line ending past a limit was 400 read
+// whole and 414/431 read in pieces. The first byte that breaks a rule
+// decides, however the bytes are split.
+TEST(RequestHeadScannerTest, SameAnswerWholeAndByteByByte) {
+  HeadLimits limits;
+  limits.max_request_line = 16;
+  limits.max_head = 64;
+  const std::string long_line = "GET /" + std::string(20, 'a');
+  const std::string head = "GET / HTTP/1.1\r\nHost: a\r\nX: ";
+  const struct {
+    std::string bytes;
+    State state;
+    int status;
+  } cases[] = {
+      // A bare LF or CR past the request-line limit: the limit comes first.
+      {long_line + "\n", State::kRejected, 414},
+      {long_line + "\rX", State::kRejected, 414},
+      // ... and past the head limit.
+      {head + std::string(60, 'x') + "\n", State::kRejected, 431},
+      {head + std::string(60, 'x') + "\rY", State::kRejected, 431},
+      // Within the limits the bad ending is what is answered.
+      {"GET / HTTP/1.1\nHost: a\r\n\r\n", State::kRejected, 400},
+      {head + "x\ry\r\n\r\n", State::kRejected, 400},
+      // A line of exactly max_request_line bytes, a head of exactly max_head.
+      {"GET /aaa HTTP/1.1\r\nHost: a\r\n\r\n", State::kRejected, 414},
+      {"GET /aa HTTP/1.1\r\nHost: a\r\n\r\n", State::kComplete, 0},
+      {head + std::string(64 - head.size() - 4, 'x') + "\r\n\r\n",
+       State::kComplete, 0},
+      {head + std::string(64 - head.size() - 3, 'x') + "\r\n\r\n",
+       State::kRejected, 431},
+      // Leading empty lines count toward the head.
+      {Repeat("\r\n", 40), State::kRejected, 431},
+      {"\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n", State::kComplete, 0},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(testing::PrintToString(c.bytes));
+    const ScanOutcome whole = ScanInSteps(c.bytes, 0, limits);
+    EXPECT_EQ(whole.state, c.state);
+    EXPECT_EQ(whole.status, c.status);
+    for (size_t step : {1u, 2u, 3u, 7u}) {
+      SCOPED_TRACE(step);
+      const ScanOutcome pieces = ScanInSteps(c.bytes, step, limits);
+      EXPECT_EQ(pieces.state, whole.state);
+      EXPECT_EQ(pieces.status, whole.status);
+      EXPECT_EQ(pieces.reason, whole.reason);
+      EXPECT_EQ(pieces.begin, whole.begin);
+      EXPECT_EQ(pieces.end, whole.end);
+    }
+  }
 }
 
 TEST(RequestHeadScannerTest, CompleteHeadIsValidatedAndResetStartsOver) {
