@@ -102,7 +102,13 @@ void SessionFlow::Fetch(SessionState state,
           state.status = SessionStatus::kLoaded;
           v1::Session* s = r->mutable_session();
           state.data = std::move(*s->mutable_data());
-          state.principal = std::move(*s->mutable_principal());
+          // Written into a request header later: a principal stored by
+          // some other client with control bytes in it must not become
+          // header lines (the service refuses them, but the edge does not
+          // rely on that).
+          if (IsValidPrincipal(s->principal())) {
+            state.principal = std::move(*s->mutable_principal());
+          }
           state.version = s->version();
         } else if (r.status().code() == absl::StatusCode::kNotFound ||
                    r.status().code() == absl::StatusCode::kInvalidArgument) {

@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "common/status_macros.h"
 #include "server/service/convert.h"
 
@@ -34,8 +35,17 @@ grpc::ServerUnaryReactor* RefuseUnlessAdmin(grpc::CallbackServerContext* ctx,
 absl::Status ValidatePrincipal(const std::string& principal) {
   if (principal.size() > store::kMaxPrincipalBytes) {
     return absl::InvalidArgumentError(
-        absl::StrCat("principal is ", principal.size(),
-                     " bytes; the limit is ", store::kMaxPrincipalBytes));
+        absl::StrCat("principal is ", principal.size(), " bytes; the limit is ",
+                     store::kMaxPrincipalBytes));
+  }
+  // Principals end up in HTTP headers (the edge's X-Session-Principal):
+  // a CR, LF or NUL in one would be header injection.
+  for (size_t i = 0; i < principal.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(principal[i]);
+    if (c < 0x20 || c == 0x7f) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "principal has control character 0x%02x at byte %d", c, i));
+    }
   }
   return absl::OkStatus();
 }
@@ -54,10 +64,9 @@ void ToProto(const absl::Status& status, v1::EntryStatus* out) {
 
 absl::Status CheckBatchSize(int entries) {
   if (entries > SessionServiceImpl::kMaxBatchEntries) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("a batch holds at most ",
-                     SessionServiceImpl::kMaxBatchEntries, " entries, got ",
-                     entries));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "a batch holds at most ", SessionServiceImpl::kMaxBatchEntries,
+        " entries, got ", entries));
   }
   return absl::OkStatus();
 }
@@ -79,7 +88,8 @@ absl::StatusOr<store::CreateParams> CreateParamsOf(const v1::CreateRequest& req,
   return store::CreateParams{req.data(), req.principal(), ttl, req.id()};
 }
 
-absl::StatusOr<store::UpdateParams> UpdateParamsOf(const v1::UpdateRequest& req) {
+absl::StatusOr<store::UpdateParams> UpdateParamsOf(
+    const v1::UpdateRequest& req) {
   SG_RETURN_IF_ERROR(store::ValidateSessionId(req.id()));
   store::UpdateParams params;
   if (req.has_data()) params.data = req.data();
@@ -119,7 +129,8 @@ grpc::ServerUnaryReactor* SessionServiceImpl::Create(
   backend_->Create(std::move(*params),
                    FinishWith<store::SessionRecord>(
                        reactor, [response](store::SessionRecord record) {
-                         ToProto(std::move(record), response->mutable_session());
+                         ToProto(std::move(record),
+                                 response->mutable_session());
                        }));
   return reactor;
 }
@@ -167,7 +178,8 @@ grpc::ServerUnaryReactor* SessionServiceImpl::Update(
   backend_->Update(request->id(), std::move(*params),
                    FinishWith<store::SessionRecord>(
                        reactor, [response](store::SessionRecord record) {
-                         ToProto(std::move(record), response->mutable_session());
+                         ToProto(std::move(record),
+                                 response->mutable_session());
                        }));
   return reactor;
 }
@@ -215,15 +227,15 @@ grpc::ServerUnaryReactor* SessionServiceImpl::Regenerate(
 }
 
 grpc::ServerUnaryReactor* SessionServiceImpl::ListByPrincipal(
-    grpc::CallbackServerContext* ctx,
-    const v1::ListByPrincipalRequest* request,
+    grpc::CallbackServerContext* ctx, const v1::ListByPrincipalRequest* request,
     v1::ListByPrincipalResponse* response) {
   if (auto* refused = RefuseUnlessAdmin(ctx, admin_guard_)) return refused;
   if (absl::Status s = CheckPrincipalArgument(request->principal()); !s.ok()) {
     return Finish(ctx, s);
   }
   if (request->limit() < 0) {
-    return Finish(ctx, absl::InvalidArgumentError("limit must not be negative"));
+    return Finish(ctx,
+                  absl::InvalidArgumentError("limit must not be negative"));
   }
   const int limit = request->limit() == 0
                         ? kMaxListLimit
@@ -263,10 +275,10 @@ grpc::ServerUnaryReactor* SessionServiceImpl::ListSessions(
   // Every live id, and ids are the sessions' bearer credentials.
   if (auto* refused = RefuseUnlessAdmin(ctx, admin_guard_)) return refused;
   if (request->page_size() < 0 || request->page_size() > kMaxPageSize) {
-    return Finish(ctx, absl::InvalidArgumentError(absl::StrCat(
-                           "page_size must be 0 (meaning ", kDefaultPageSize,
-                           ") to ", kMaxPageSize, ", got ",
-                           request->page_size())));
+    return Finish(
+        ctx, absl::InvalidArgumentError(absl::StrCat(
+                 "page_size must be 0 (meaning ", kDefaultPageSize, ") to ",
+                 kMaxPageSize, ", got ", request->page_size())));
   }
   // A token is the last id a page read; anything else is not ours.
   if (!request->page_token().empty()) {

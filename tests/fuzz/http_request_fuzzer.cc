@@ -1,9 +1,9 @@
 // The edge's strict request-head checks (edge/http/request_validation) on
 // raw bytes from the network. Beyond "no crash, no leak, no UB": the
-// scanner gives the same outcome whether the bytes arrive whole or in
-// pieces (cut where the input's first byte says; one tolerated exception,
-// below), its head bounds lie in
-// the input, and it answers only the statuses its contract names.
+// scanner gives exactly the same outcome (state, status, reason, bounds)
+// whether the bytes arrive whole or in pieces (cut where the input's first
+// byte says), its head bounds lie in the input, and it answers only the
+// statuses its contract names.
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -36,6 +36,7 @@ struct Outcome {
   RequestHeadScanner::State state;
   size_t begin = 0, end = 0;
   int status = 0;
+  std::string_view reason;  // static text
 };
 
 // Feeds `bytes` growing by `step` each call (0: all at once).
@@ -57,6 +58,7 @@ Outcome Scan(std::string_view bytes, size_t step, const HeadLimits& limits) {
     o.end = scanner.head_end();
   } else if (state == RequestHeadScanner::State::kRejected) {
     o.status = scanner.verdict().status;
+    o.reason = scanner.verdict().reason;
   }
   return o;
 }
@@ -77,14 +79,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const Outcome pieces = Scan(bytes, step == 0 ? 1 : step, limits);
   CHECK_PROPERTY(whole.state == pieces.state);
   CHECK_PROPERTY(whole.begin == pieces.begin && whole.end == pieces.end);
-  // Known and tolerated: the scanner checks the limits of an incomplete
-  // head after each read, so when a bad line ending lies beyond a limit,
-  // bytes read whole answer 400 (the line ending is seen first) and bytes
-  // read in pieces 414/431 (the limit is crossed first). Either way the
-  // head is refused; any other difference is a failure.
-  CHECK_PROPERTY(whole.status == pieces.status || pieces.status == 414 ||
-                 pieces.status == 431 || whole.status == 414 ||
-                 whole.status == 431);
+  // Exactly the same answer: the first byte that breaks a rule decides,
+  // however the bytes were split (no longer 400 whole vs 414/431 in pieces).
+  CHECK_PROPERTY(whole.status == pieces.status);
+  CHECK_PROPERTY(whole.reason == pieces.reason);
   if (whole.state == RequestHeadScanner::State::kRejected) {
     CHECK_PROPERTY(KnownStatus(whole.status));
   }

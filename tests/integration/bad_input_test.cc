@@ -113,7 +113,8 @@ TEST_F(BadInputTest, MessageAboveTheMaxReceiveSizeIsResourceExhausted) {
   v1::CreateRequest req;
   req.set_data(std::string(kMaxBatchMessageBytes + 1024, 'x'));
   grpc::Status s = Create(req);
-  EXPECT_EQ(s.error_code(), StatusCode::RESOURCE_EXHAUSTED) << s.error_message();
+  EXPECT_EQ(s.error_code(), StatusCode::RESOURCE_EXHAUSTED)
+      << s.error_message();
 
   v1::BatchCreateRequest batch;
   for (int i = 0; i < 5; ++i) {
@@ -123,7 +124,8 @@ TEST_F(BadInputTest, MessageAboveTheMaxReceiveSizeIsResourceExhausted) {
   Bound(&ctx);
   v1::BatchCreateResponse resp;
   s = sessions_->BatchCreate(&ctx, batch, &resp);
-  EXPECT_EQ(s.error_code(), StatusCode::RESOURCE_EXHAUSTED) << s.error_message();
+  EXPECT_EQ(s.error_code(), StatusCode::RESOURCE_EXHAUSTED)
+      << s.error_message();
   EXPECT_EQ(Creates(), 0);
   ExpectStillServing();
 }
@@ -214,12 +216,12 @@ TEST_F(BadInputTest, NegativeHugeAndMalformedTtlsAreInvalidArgument) {
       {-1, 0},
       {0, -1},
       {kMin, 0},
-      {kMax, 0},                  // far past max_ttl (48 h)
-      {kMax, 999'999'999},        // and would overflow seconds + nanos
-      {48 * 3600, 1},             // max_ttl by one nanosecond
-      {315'576'000'001, 0},       // past google.protobuf.Duration's range
-      {60, 1'000'000'000},        // nanos out of range
-      {60, -5},                   // signs differ
+      {kMax, 0},             // far past max_ttl (48 h)
+      {kMax, 999'999'999},   // and would overflow seconds + nanos
+      {48 * 3600, 1},        // max_ttl by one nanosecond
+      {315'576'000'001, 0},  // past google.protobuf.Duration's range
+      {60, 1'000'000'000},   // nanos out of range
+      {60, -5},              // signs differ
       {0, std::numeric_limits<int32_t>::max()},
   };
   for (const Ttl& t : bad) {
@@ -264,21 +266,37 @@ TEST_F(BadInputTest, NegativeHugeAndMalformedTtlsAreInvalidArgument) {
   v1::GetResponse resp;
   ASSERT_TRUE(sessions_->Get(&ctx, req, &resp).ok());
   EXPECT_EQ(resp.session().data(), "x");
-  EXPECT_EQ(resp.session().expire_time().seconds(),
-            s.expire_time().seconds());
+  EXPECT_EQ(resp.session().expire_time().seconds(), s.expire_time().seconds());
   // The largest allowed TTL, exactly, is fine.
   v1::CreateRequest ok;
   ok.mutable_ttl()->set_seconds(48 * 3600);
   EXPECT_TRUE(Create(ok).ok());
 }
 
-// A principal over 256 bytes on every call that takes one (Create:
-// service_test): INVALID_ARGUMENT, nothing changed.
-TEST_F(BadInputTest, OverLongPrincipalsAreInvalidArgumentOnEveryCall) {
+// A principal over 256 bytes, or with a control character in it (the
+// edge writes principals into a request header: CR/LF would be header
+// injection), on every call that takes one: INVALID_ARGUMENT, nothing
+// changed.
+TEST_F(BadInputTest, OverLongOrControlCharacterPrincipalsAreInvalidArgument) {
   const v1::Session s = MustCreate("alice");
-  for (const size_t size : {size_t{257}, size_t{64 * 1024}}) {
-    const std::string principal(size, 'p');
-    SCOPED_TRACE(size);
+  const std::string bad[] = {std::string(257, 'p'),
+                             std::string(64 * 1024, 'p'),
+                             "mallory\r\nX-Injected: 1",
+                             "mallory\nX",
+                             std::string("mallory\0X", 9),
+                             "tab\there",
+                             "del\x7f"};
+  for (const std::string& principal : bad) {
+    SCOPED_TRACE(testing::PrintToString(principal.substr(0, 32)));
+    {
+      grpc::ClientContext ctx;
+      Bound(&ctx);
+      v1::CreateRequest req;
+      req.set_principal(principal);
+      v1::CreateResponse resp;
+      EXPECT_EQ(sessions_->Create(&ctx, req, &resp).error_code(),
+                StatusCode::INVALID_ARGUMENT);
+    }
     {
       grpc::ClientContext ctx;
       Bound(&ctx);

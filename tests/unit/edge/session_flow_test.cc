@@ -195,6 +195,22 @@ TEST_F(SessionFlowTest, ValidCookieLoadsWithOneGet) {
   EXPECT_EQ(backend_.calls["update"], 0);
 }
 
+// A stored principal the edge could not write into a header as is (CR, LF,
+// NUL: header injection into the app's request) loads as no principal;
+// the session and its data still load.
+TEST_F(SessionFlowTest, StoredPrincipalWithControlBytesIsDropped) {
+  for (const std::string evil :
+       {std::string("alice\r\nX-Injected: 1"), std::string("bob\nX"),
+        std::string("carol\0X", 7)}) {
+    SCOPED_TRACE(testing::PrintToString(evil));
+    const std::string id = backend_.Put("data", evil);
+    SessionState s = Load(CookieHeader(id));
+    EXPECT_EQ(s.status, SessionStatus::kLoaded);
+    EXPECT_EQ(s.data, "data");
+    EXPECT_EQ(s.principal, "");
+  }
+}
+
 TEST_F(SessionFlowTest, UnknownIdIsExpiredAndServiceErrorIsUnavailable) {
   EXPECT_EQ(Load(CookieHeader("nope")).status, SessionStatus::kExpired);
   backend_.fail["get"] = absl::UnavailableError("down");
