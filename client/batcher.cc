@@ -1,8 +1,7 @@
 #include "sessiongrid/batcher.h"
 
-#include <type_traits>
-
 #include <chrono>
+#include <type_traits>
 
 #include "absl/strings/str_cat.h"
 
@@ -119,9 +118,9 @@ struct BatchCall {
   BatchResponse response;
   std::vector<SessionBatcher::SessionCallback> callbacks;
 
-  BatchCall(std::vector<std::pair<Request, SessionBatcher::SessionCallback>>
-                batch,
-            absl::Duration deadline) {
+  BatchCall(
+      std::vector<std::pair<Request, SessionBatcher::SessionCallback>> batch,
+      absl::Duration deadline) {
     context->set_deadline(std::chrono::system_clock::now() +
                           absl::ToChronoNanoseconds(deadline));
     request.mutable_requests()->Reserve(static_cast<int>(batch.size()));
@@ -136,9 +135,9 @@ struct BatchCall {
   void Deliver(const grpc::Status& status) {
     for (size_t i = 0; i < callbacks.size(); ++i) {
       if (!status.ok()) {
-        callbacks[i](absl::Status(static_cast<absl::StatusCode>(
-                                      status.error_code()),
-                                  status.error_message()));
+        callbacks[i](
+            absl::Status(static_cast<absl::StatusCode>(status.error_code()),
+                         status.error_message()));
       } else if (static_cast<int>(i) >= response.results_size()) {
         callbacks[i](absl::InternalError("batch answer is missing entries"));
       } else {
@@ -165,25 +164,28 @@ void SessionBatcher::SendBatchRpc(
   using Call = BatchCall<BatchRequest, BatchResponse, Request>;
   auto* call = new Call(std::move(batch), options_.deadline);
   int64_t entries = static_cast<int64_t>(call->callbacks.size());
-  // Reads may be sent twice: a batch of Gets that met a node that is down
-  // (UNAVAILABLE) is sent once more, to the next node, with a fresh context
-  // and what is left of the deadline. Creates never are (a lost answer
-  // would mint a second session).
+  // Reads may be sent again: a batch of Gets that met a node that is down
+  // or draining (UNAVAILABLE) is sent to the next node, with a fresh
+  // context and what is left of the deadline, up to max_attempts in all
+  // (one retry is not enough: with one balanced channel it can land on the
+  // same draining node). Creates never are (a lost answer would mint a
+  // second session).
   constexpr bool kIdempotent = std::is_same_v<Request, v1::GetRequest>;
   const auto deadline = std::chrono::system_clock::now() +
                         absl::ToChronoNanoseconds(options_.deadline);
   auto complete = std::make_shared<std::function<void(grpc::Status)>>();
   *complete = [this, call, entries, deadline, start, complete,
-               retried = false,
+               retries = kIdempotent ? client_->options().max_attempts - 1 : 0,
                finished = std::move(finished)](grpc::Status s) mutable {
-    if (kIdempotent && !retried && s.error_code() == grpc::StatusCode::UNAVAILABLE &&
+    if (retries > 0 && s.error_code() == grpc::StatusCode::UNAVAILABLE &&
         std::chrono::system_clock::now() < deadline) {
-      retried = true;
+      --retries;
       call->context = std::make_unique<grpc::ClientContext>();
       call->context->set_deadline(deadline);
       call->response.Clear();
-      start(client_->NextSessionStub()->async(), call->context.get(), &call->request,
-            &call->response, [complete](grpc::Status again) { (*complete)(again); });
+      start(client_->NextSessionStub()->async(), call->context.get(),
+            &call->request, &call->response,
+            [complete](grpc::Status again) { (*complete)(again); });
       return;
     }
     call->Deliver(s);
@@ -195,8 +197,9 @@ void SessionBatcher::SendBatchRpc(
     }
     complete.reset();  // breaks the self-reference; `this` lambda stays alive
   };
-  start(client_->NextSessionStub()->async(), call->context.get(), &call->request,
-        &call->response, [complete](grpc::Status s) { (*complete)(s); });
+  start(client_->NextSessionStub()->async(), call->context.get(),
+        &call->request, &call->response,
+        [complete](grpc::Status s) { (*complete)(s); });
 }
 
 void SessionBatcher::SendRpc(

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <optional>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -15,11 +16,9 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/synchronization/notification.h"
-#include "absl/container/flat_hash_map.h"
 #include "common/bearer_token.h"
 #include "common/host_port.h"
 #include "common/tls_credentials.h"
-#include "server/replication/ring.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/wire_format_lite.h"
 #include "grpcpp/create_channel.h"
@@ -28,6 +27,7 @@
 #include "grpcpp/support/byte_buffer.h"
 #include "grpcpp/support/channel_arguments.h"
 #include "grpcpp/support/slice.h"
+#include "server/replication/ring.h"
 
 namespace sg::client {
 namespace {
@@ -67,7 +67,6 @@ absl::Status BadTarget(absl::string_view what, absl::string_view target) {
   return absl::InvalidArgumentError(
       absl::StrCat("target: ", what, " in \"", target, "\""));
 }
-
 
 absl::StatusOr<HostPort> ParseHostPort(absl::string_view text) {
   return sg::ParseHostPort(std::string_view(text.data(), text.size()),
@@ -185,11 +184,19 @@ struct AsyncCall {
   Client::Callback<Response> done;
 };
 
-// Starts `start(stub, ctx, req, resp, cb)` on `stub`. An idempotent call
-// that fails with UNAVAILABLE (its node is down or draining) is tried once
-// more on `next()`'s stub within what is left of the deadline.
+// How many more times an idempotent call that met a node going away
+// (UNAVAILABLE) is sent, each to the next node, within its deadline: more
+// than once, because with one balanced channel the next pick can land on
+// the same draining node before the channel has seen it go.
+int RetriesFor(const ClientOptions& o, bool idempotent) {
+  return idempotent ? std::max(0, o.max_attempts - 1) : 0;
+}
+
+// Starts `start(stub, ctx, req, resp, cb)` on `stub`. A call that fails
+// with UNAVAILABLE (its node is down or draining) is tried up to `retries`
+// more times, each on `next()`'s stub, within what is left of the deadline.
 template <typename Request, typename Response, typename Start>
-void StartAsync(Client::SessionStub* stub, bool idempotent, absl::Time deadline,
+void StartAsync(Client::SessionStub* stub, int retries, absl::Time deadline,
                 Request request, Client::Callback<Response> done, Start start,
                 std::function<Client::SessionStub*()> next) {
   auto* call = new AsyncCall<Request, Response>;
@@ -197,18 +204,17 @@ void StartAsync(Client::SessionStub* stub, bool idempotent, absl::Time deadline,
   call->request = std::move(request);
   call->done = std::move(done);
   start(stub, &call->context, &call->request, &call->response,
-        [call, idempotent, deadline, start, next](grpc::Status status) {
+        [call, retries, deadline, start, next](grpc::Status status) {
           std::unique_ptr<AsyncCall<Request, Response>> owned(call);
           if (status.ok()) {
             owned->done(std::move(owned->response));
             return;
           }
-          if (idempotent && next != nullptr &&
+          if (retries > 0 && next != nullptr &&
               status.error_code() == grpc::StatusCode::UNAVAILABLE &&
               absl::Now() < deadline) {
-            StartAsync(next(), /*idempotent=*/false, deadline,
-                       std::move(owned->request), std::move(owned->done), start,
-                       nullptr);
+            StartAsync(next(), retries - 1, deadline, std::move(owned->request),
+                       std::move(owned->done), start, next);
             return;
           }
           owned->done(FromGrpcStatus(status));
@@ -256,7 +262,8 @@ std::vector<std::string> SplitAddressLists(const std::vector<std::string>& in) {
       out.push_back(t);
       continue;
     }
-    for (absl::string_view a : absl::StrSplit(absl::string_view(t).substr(5), ',')) {
+    for (absl::string_view a :
+         absl::StrSplit(absl::string_view(t).substr(5), ',')) {
       out.push_back(absl::StrCat(v4 ? "ipv4:" : "ipv6:", a));
     }
   }
@@ -271,10 +278,12 @@ Client::Endpoint Client::MakeEndpoint(const std::string& target,
   if (!o.tls_server_name.empty()) {
     args.SetSslTargetNameOverride(o.tls_server_name);
   }
-  std::vector<std::unique_ptr<grpc::experimental::ClientInterceptorFactoryInterface>>
+  std::vector<
+      std::unique_ptr<grpc::experimental::ClientInterceptorFactoryInterface>>
       interceptors;
   if (!o.token.empty()) {
-    interceptors.push_back(security::MakeBearerTokenInterceptorFactory(o.token));
+    interceptors.push_back(
+        security::MakeBearerTokenInterceptorFactory(o.token));
   }
   Endpoint ep;
   ep.target = target;
@@ -478,8 +487,8 @@ class Client::Placement {
   const Endpoint* OwnerOf(absl::string_view id) {
     absl::MutexLock lock(&mu_);
     if (ring_ == nullptr) return nullptr;
-    for (const std::string& owner : ring_->OwnersOfId(
-             std::string_view(id.data(), id.size()), n_)) {
+    for (const std::string& owner :
+         ring_->OwnersOfId(std::string_view(id.data(), id.size()), n_)) {
       auto it = members_.find(owner);
       if (it == members_.end() || !it->second.alive) continue;
       if (it->second.endpoint->channel->GetState(/*try_to_connect=*/false) ==
@@ -632,16 +641,16 @@ absl::Status Client::Invoke(
   SG_ROUTED_CALL(STUB, METHOD, IDEMPOTENT, absl::string_view())
 
 // The same, sent first to the first live owner of ROUTE_ID.
-#define SG_ROUTED_CALL(STUB, METHOD, IDEMPOTENT, ROUTE_ID)                      \
-  v1::METHOD##Response response;                                               \
-  absl::Status status = Invoke(                                                \
-      (IDEMPOTENT),                                                            \
-      [&](const Endpoint& ep, grpc::ClientContext& ctx) {                      \
-        response.Clear();                                                      \
-        return ep.STUB->METHOD(&ctx, request, &response);                      \
-      },                                                                       \
-      (ROUTE_ID));                                                             \
-  if (!status.ok()) return status;                                             \
+#define SG_ROUTED_CALL(STUB, METHOD, IDEMPOTENT, ROUTE_ID)       \
+  v1::METHOD##Response response;                                 \
+  absl::Status status =                                          \
+      Invoke((IDEMPOTENT),                                       \
+             [&](const Endpoint& ep, grpc::ClientContext& ctx) { \
+               response.Clear();                                 \
+               return ep.STUB->METHOD(&ctx, request, &response); \
+             },                                                  \
+             (ROUTE_ID));                                        \
+  if (!status.ok()) return status;                               \
   return response
 
 absl::StatusOr<v1::CreateResponse> Client::Create(
@@ -732,79 +741,85 @@ absl::StatusOr<ServingStatus> Client::Health(absl::string_view service) const {
 }
 
 void Client::GetAsync(v1::GetRequest request,
-                       Callback<v1::GetResponse> done) const {
+                      Callback<v1::GetResponse> done) const {
   SessionStub* stub = EndpointFor(request.id()).session.get();
   const bool idempotent = true;
-  StartAsync(stub, idempotent, absl::Now() + options_.deadline, std::move(request),
-             std::move(done),
-             [](SessionStub* s, auto* ctx, auto* req, auto* resp, auto cb) {
-               s->async()->Get(ctx, req, resp, std::move(cb));
-             },
-             [this] { return NextSessionStub(); });
+  StartAsync(
+      stub, RetriesFor(options_, idempotent), absl::Now() + options_.deadline,
+      std::move(request), std::move(done),
+      [](SessionStub* s, auto* ctx, auto* req, auto* resp, auto cb) {
+        s->async()->Get(ctx, req, resp, std::move(cb));
+      },
+      [this] { return NextSessionStub(); });
 }
 
 void Client::CreateAsync(v1::CreateRequest request,
-                       Callback<v1::CreateResponse> done) const {
+                         Callback<v1::CreateResponse> done) const {
   SessionStub* stub = NextSessionStub();
   const bool idempotent = false;
-  StartAsync(stub, idempotent, absl::Now() + options_.deadline, std::move(request),
-             std::move(done),
-             [](SessionStub* s, auto* ctx, auto* req, auto* resp, auto cb) {
-               s->async()->Create(ctx, req, resp, std::move(cb));
-             },
-             [this] { return NextSessionStub(); });
+  StartAsync(
+      stub, RetriesFor(options_, idempotent), absl::Now() + options_.deadline,
+      std::move(request), std::move(done),
+      [](SessionStub* s, auto* ctx, auto* req, auto* resp, auto cb) {
+        s->async()->Create(ctx, req, resp, std::move(cb));
+      },
+      [this] { return NextSessionStub(); });
 }
 
 void Client::UpdateAsync(v1::UpdateRequest request,
-                       Callback<v1::UpdateResponse> done) const {
+                         Callback<v1::UpdateResponse> done) const {
   const bool idempotent = IsIdempotent(request);
   const Endpoint* owner = &EndpointFor(request.id());
   if (!idempotent && !Connected(owner->channel)) owner = &NextEndpoint();
   SessionStub* stub = owner->session.get();
-  StartAsync(stub, idempotent, absl::Now() + options_.deadline, std::move(request),
-             std::move(done),
-             [](SessionStub* s, auto* ctx, auto* req, auto* resp, auto cb) {
-               s->async()->Update(ctx, req, resp, std::move(cb));
-             },
-             [this] { return NextSessionStub(); });
+  StartAsync(
+      stub, RetriesFor(options_, idempotent), absl::Now() + options_.deadline,
+      std::move(request), std::move(done),
+      [](SessionStub* s, auto* ctx, auto* req, auto* resp, auto cb) {
+        s->async()->Update(ctx, req, resp, std::move(cb));
+      },
+      [this] { return NextSessionStub(); });
 }
 
 void Client::TouchAsync(v1::TouchRequest request,
-                       Callback<v1::TouchResponse> done) const {
+                        Callback<v1::TouchResponse> done) const {
   SessionStub* stub = EndpointFor(request.id()).session.get();
   const bool idempotent = true;
-  StartAsync(stub, idempotent, absl::Now() + options_.deadline, std::move(request),
-             std::move(done),
-             [](SessionStub* s, auto* ctx, auto* req, auto* resp, auto cb) {
-               s->async()->Touch(ctx, req, resp, std::move(cb));
-             },
-             [this] { return NextSessionStub(); });
+  StartAsync(
+      stub, RetriesFor(options_, idempotent), absl::Now() + options_.deadline,
+      std::move(request), std::move(done),
+      [](SessionStub* s, auto* ctx, auto* req, auto* resp, auto cb) {
+        s->async()->Touch(ctx, req, resp, std::move(cb));
+      },
+      [this] { return NextSessionStub(); });
 }
 
 void Client::DeleteAsync(v1::DeleteRequest request,
-                       Callback<v1::DeleteResponse> done) const {
+                         Callback<v1::DeleteResponse> done) const {
   SessionStub* stub = EndpointFor(request.id()).session.get();
   const bool idempotent = true;
-  StartAsync(stub, idempotent, absl::Now() + options_.deadline, std::move(request),
-             std::move(done),
-             [](SessionStub* s, auto* ctx, auto* req, auto* resp, auto cb) {
-               s->async()->Delete(ctx, req, resp, std::move(cb));
-             },
-             [this] { return NextSessionStub(); });
+  StartAsync(
+      stub, RetriesFor(options_, idempotent), absl::Now() + options_.deadline,
+      std::move(request), std::move(done),
+      [](SessionStub* s, auto* ctx, auto* req, auto* resp, auto cb) {
+        s->async()->Delete(ctx, req, resp, std::move(cb));
+      },
+      [this] { return NextSessionStub(); });
 }
 
 void Client::RegenerateAsync(v1::RegenerateRequest request,
-                       Callback<v1::RegenerateResponse> done) const {
+                             Callback<v1::RegenerateResponse> done) const {
   const Endpoint* owner = &EndpointFor(request.id());
   if (!Connected(owner->channel)) owner = &NextEndpoint();
   SessionStub* stub = owner->session.get();
   const bool idempotent = false;
-  StartAsync(stub, idempotent, absl::Now() + options_.deadline, std::move(request),
-             std::move(done),
-             [](SessionStub* s, auto* ctx, auto* req, auto* resp, auto cb) {
-               s->async()->Regenerate(ctx, req, resp, std::move(cb));
-             },
-             [this] { return NextSessionStub(); });
+  StartAsync(
+      stub, RetriesFor(options_, idempotent), absl::Now() + options_.deadline,
+      std::move(request), std::move(done),
+      [](SessionStub* s, auto* ctx, auto* req, auto* resp, auto cb) {
+        s->async()->Regenerate(ctx, req, resp, std::move(cb));
+      },
+      [this] { return NextSessionStub(); });
 }
 
 absl::Status Client::WaitForConnected(absl::Duration timeout) const {

@@ -147,7 +147,10 @@ class EdgeServerImpl final : public EdgeServer {
     client::ClientOptions copts;
     copts.target = sh.options.session_service;
     copts.deadline = sh.options.session_timeout;
-    copts.max_attempts = 1;
+    // The edge makes only async calls: an idempotent one (a Get) that met
+    // a node going away is sent on to the next node at once, within
+    // --session-timeout; nothing here sleeps between attempts.
+    copts.max_attempts = 3;
     copts.tls_ca_file = sh.options.session_service_tls_ca;
     copts.tls_cert_file = sh.options.session_service_tls_cert;
     copts.tls_key_file = sh.options.session_service_tls_key;

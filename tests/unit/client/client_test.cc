@@ -9,6 +9,7 @@
 #include "fake_server.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "sessiongrid/batcher.h"
 
 namespace sg::client {
 namespace {
@@ -308,6 +309,48 @@ TEST_F(ClientTest, AsyncCallsDeliverResultsOnce) {
   ASSERT_TRUE(failed.WaitForNotificationWithTimeout(absl::Seconds(10)));
   EXPECT_EQ(error.code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(error.message(), "gone");
+}
+
+// A Get that meets a node going away twice (with one balanced channel the
+// next pick can be the same draining node) still succeeds within
+// max_attempts, on the async path the edge uses and through the batcher.
+TEST_F(ClientTest, AsyncAndBatchedGetsAreRetriedUpToMaxAttempts) {
+  auto client = MakeClient(3);
+  server_.state().FailNext(2, grpc::StatusCode::UNAVAILABLE, "draining");
+  absl::Notification got;
+  absl::StatusOr<v1::GetResponse> result = absl::UnknownError("unset");
+  client->GetAsync(GetReq("s1"), [&](absl::StatusOr<v1::GetResponse> r) {
+    result = std::move(r);
+    got.Notify();
+  });
+  ASSERT_TRUE(got.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(server_.state().calls("Get"), 3);
+
+  auto batcher = SessionBatcher::Create(client.get());
+  ASSERT_TRUE(batcher.ok()) << batcher.status();
+  server_.state().FailNext(2, grpc::StatusCode::UNAVAILABLE, "draining");
+  absl::Notification batched;
+  absl::StatusOr<v1::Session> session = absl::UnknownError("unset");
+  (*batcher)->Get(GetReq("s2"), [&](absl::StatusOr<v1::Session> r) {
+    session = std::move(r);
+    batched.Notify();
+  });
+  ASSERT_TRUE(batched.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  ASSERT_TRUE(session.ok()) << session.status();
+  EXPECT_EQ(session->id(), "s2");
+  EXPECT_EQ(server_.state().calls("BatchGet"), 3);
+
+  // A third failure is one too many: the caller sees it.
+  server_.state().FailNext(3, grpc::StatusCode::UNAVAILABLE, "draining");
+  absl::Notification failed;
+  (*batcher)->Get(GetReq("s3"), [&](absl::StatusOr<v1::Session> r) {
+    session = std::move(r);
+    failed.Notify();
+  });
+  ASSERT_TRUE(failed.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  EXPECT_EQ(session.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(server_.state().calls("BatchGet"), 6);
 }
 
 TEST_F(ClientTest, ConnectionsOptionOpensSeparateChannels) {

@@ -126,6 +126,17 @@ class FakeSessionService final : public v1::SessionService::Service {
     resp->mutable_session()->set_data("served-by-" + state_->name());
     return s;
   }
+  grpc::Status BatchGet(grpc::ServerContext*, const v1::BatchGetRequest* req,
+                        v1::BatchGetResponse* resp) override {
+    grpc::Status s = state_->Enter("BatchGet");
+    if (!s.ok()) return s;
+    for (const v1::GetRequest& get : req->requests()) {
+      v1::Session* session = resp->add_results()->mutable_session();
+      session->set_id(get.id());
+      session->set_data("served-by-" + state_->name());
+    }
+    return s;
+  }
   grpc::Status Touch(grpc::ServerContext*, const v1::TouchRequest*,
                      v1::TouchResponse* resp) override {
     grpc::Status s = state_->Enter("Touch");
