@@ -158,6 +158,11 @@ rows = [
 print(f"{'system':<12} {'op':<7} {'ops/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
 for system, op, (ops, p50, p99, errors) in rows:
     print(f"{system:<12} {op:<7} {ops:>10.0f} {p50:>8.3f} {p99:>8.3f} {errors:>7}")
+# Every failure, by status code: an unexplained error count is a finding.
+for system, op, j in (("sessiongrid", "Create", create), ("sessiongrid", "Get", get),
+                      ("sg batched", "Create", create_b), ("sg batched", "Get", get_b)):
+    if j["errors"]:
+        print(f"  {system} {op} errors by code: {j.get('errors_by_code')}")
 get_ratio = get["ops_per_sec"] / float(redis["GET"]["rps"])
 set_ratio = create["ops_per_sec"] / float(redis["SET"]["rps"])
 print(f"GET(sg)/GET(redis)    = {get_ratio:.2f}")

@@ -63,9 +63,10 @@ Usage: sessiongrid-bench [flags]   (--flag=value or --flag value)
   --batch-in-flight N  batch RPCs outstanding at once with --batch (1)
 
 Output, one line: {"op","concurrency","channels","duration_s","ops",
-"ops_per_sec","p50_us","p99_us","p999_us","errors","value_size"}.
-Only successful calls that started and ended inside the measured window
-count as ops; failed ones count as errors (by code on stderr).
+"ops_per_sec","p50_us","p99_us","p999_us","errors","errors_by_code",
+"value_size","batch"}. Only successful calls that started and ended inside
+the measured window count as ops; failed ones count as errors, by status
+code in "errors_by_code" (e.g. {"NOT_FOUND":12}) and on stderr.
 )";
 
 struct Config {
@@ -444,13 +445,16 @@ int Main(int argc, char** argv) {
   }
 
   uint64_t errors = 0;
-  std::string by_code;
+  std::string by_code;       // " NOT_FOUND=3 UNAVAILABLE=1", for stderr
+  std::string by_code_json;  // "NOT_FOUND":3,"UNAVAILABLE":1
   for (size_t c = 0; c < result.errors.size(); ++c) {
     if (result.errors[c] == 0) continue;
     errors += result.errors[c];
-    absl::StrAppend(&by_code, " ",
-                    absl::StatusCodeToString(static_cast<absl::StatusCode>(c)),
-                    "=", result.errors[c]);
+    const std::string name =
+        absl::StatusCodeToString(static_cast<absl::StatusCode>(c));
+    absl::StrAppend(&by_code, " ", name, "=", result.errors[c]);
+    absl::StrAppend(&by_code_json, by_code_json.empty() ? "" : ",", "\"", name,
+                    "\":", result.errors[c]);
   }
   if (errors > 0) std::cerr << "errors by code:" << by_code << "\n";
 
@@ -462,11 +466,12 @@ int Main(int argc, char** argv) {
                    R"({"op":"%s","concurrency":%d,"channels":%d,)"
                    R"("duration_s":%.3f,"ops":%d,"ops_per_sec":%.1f,)"
                    R"("p50_us":%.1f,"p99_us":%.1f,"p999_us":%.1f,)"
-                   R"("errors":%d,"value_size":%d,"batch":%d})",
+                   R"("errors":%d,"errors_by_code":{%s},)"
+                   R"("value_size":%d,"batch":%d})",
                    config.op_name, config.concurrency, config.channels, seconds,
                    result.ops, static_cast<double>(result.ops) / seconds,
-                   us(0.50), us(0.99), us(0.999), errors, config.value_size,
-                   config.batch)
+                   us(0.50), us(0.99), us(0.999), errors, by_code_json,
+                   config.value_size, config.batch)
             << std::endl;
   return result.ops > 0 ? 0 : 1;
 }

@@ -64,6 +64,7 @@ def main():
         except (OSError, ValueError, IndexError):
             bench = {}
 
+    by_code = bench.get("errors_by_code") or {}
     lo, hi = min(rss_s), max(rss_s)
     summary = {
         "duration_s": round(t[-1], 1),
@@ -88,6 +89,14 @@ def main():
         "bench_ops_per_sec": bench.get("ops_per_sec"),
         "bench_ops": bench.get("ops"),
         "bench_errors": bench.get("errors"),
+        # NOT_FOUND is expected under the mix: a get, touch or update of a
+        # key whose session expired (sessions live 60 s). Any other code is
+        # a finding.
+        "bench_errors_expected_not_found": by_code.get("NOT_FOUND", 0),
+        "bench_errors_unexpected": sum(
+            n for code, n in by_code.items() if code != "NOT_FOUND"),
+        "bench_errors_by_code": " ".join(
+            f"{code}={n}" for code, n in sorted(by_code.items())) or "none",
         "bench_p99_us": bench.get("p99_us"),
     }
     with open(args.summary, "w") as f:

@@ -88,6 +88,8 @@ TEST(BenchSmokeTest, ServerErrorsAreCountedNotHidden) {
   EXPECT_NE(status, 0);
   EXPECT_EQ(Field(out, "ops"), 0) << out;
   EXPECT_GT(Field(out, "errors"), 0) << out;
+  // By code too, so an expected NOT_FOUND can be told from a real failure.
+  EXPECT_EQ(Field(out, "UNAVAILABLE"), Field(out, "errors")) << out;
 }
 
 TEST(BenchSmokeTest, BadFlagsAreRejected) {
