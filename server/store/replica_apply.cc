@@ -34,9 +34,8 @@ absl::StatusOr<bool> SessionStore::Impl::ApplyReplicated(
     absl::Status read = ReadRecord(id, &current);
     if (!read.ok() && !absl::IsNotFound(read)) return read;
     const bool present = read.ok();
-    if (expected && (!present || current.version != *expected ||
-                     current.expire_time <= now)) {
-      return false;  // a compare-and-set's write meets another version here
+    if (expected && present && current.version > *expected) {
+      return false;  // a compare-and-set's write meets a newer one here
     }
     if (present && current.version >= incoming.version) return false;
     const bool inserts = !present && incoming.expire_time > now;
@@ -85,9 +84,11 @@ absl::StatusOr<bool> SessionStore::Impl::ApplyReplicatedDelete(
   absl::Status read = ReadRecord(id, &current);
   if (!read.ok() && !absl::IsNotFound(read)) return read;
   const bool present = read.ok();
-  if (expected && (!present || current.version != *expected)) return false;
   SG_ASSIGN_OR_RETURN(std::optional<codec::Tombstone> tombstone,
                       ReadTombstone(id));
+  if (expected && ((present && current.version > *expected) || tombstone)) {
+    return false;  // a newer write or a delete already won here
+  }
   absl::Time expire = deleted_expire_time;
   if (present) expire = std::max(expire, current.expire_time);
   Hlc tombstone_version = version;
@@ -110,7 +111,7 @@ absl::StatusOr<bool> SessionStore::Impl::ApplyReplicatedDelete(
   if (present) {
     (live ? deletes_ : expirations_).fetch_add(1, std::memory_order_relaxed);
   }
-  return live;
+  return expected ? true : live;  // a compare-and-set counts where it applied
 }
 
 absl::StatusOr<bool> SessionStore::Impl::ApplyReplicatedTouch(

@@ -525,6 +525,9 @@ absl::StatusOr<SessionRecord> SessionStore::Impl::PrepareUpdate(
   if (params.ttl) updated.ttl = *params.ttl;
   updated.expire_time = now + updated.ttl;
   updated.last_access_time = now;
+  // Past the version it replaces even when that was read from a peer whose
+  // clock is ahead: replicas accept a compare-and-set only once per version.
+  hlc_.Observe(current.version);
   updated.version = hlc_.Next();
   return updated;
 }

@@ -337,8 +337,12 @@ class SessionStore final {
   // when the stored session carries a version >= record.version. A newer
   // record that is already expired removes the stored one. At max_sessions
   // a new record first evicts. Returns true when applied.
-  // With `expected`, applies only when a live session with exactly that
-  // version is stored (a compare-and-set's write).
+  // With `expected` (a compare-and-set's write, whose coordinator read
+  // `expected` from a quorum), refuses when a newer version is stored and
+  // otherwise applies, so a replica that is only behind (it was down, or a
+  // write timed out on it) is repaired rather than counted as a refusal.
+  // Each replica still accepts one write per expected version: the one it
+  // applies is newer than `expected`.
   absl::StatusOr<bool> ApplyReplicated(
       const SessionRecord& record,
       std::optional<Hlc> expected = std::nullopt);
@@ -356,7 +360,9 @@ class SessionStore final {
   // leaves or advances a tombstone that lives until the latest of
   // tombstone_ttl from now, the stored session's expiry and
   // `deleted_expire_time`. Returns true when a live session was removed.
-  // With `expected`, deletes only a live session with exactly that version.
+  // With `expected`, refuses when a newer version or a tombstone is stored
+  // (another write won here) and otherwise deletes; returns whether it
+  // applied.
   absl::StatusOr<bool> ApplyReplicatedDelete(
       std::string_view id, const Hlc& version,
       absl::Time deleted_expire_time = absl::InfinitePast(),

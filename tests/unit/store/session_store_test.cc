@@ -680,6 +680,73 @@ TEST_F(SessionStoreTest, ApplyReplicatedDeleteWinsWhateverItsVersion) {
   EXPECT_FALSE(*applied);
 }
 
+// A compare-and-set's write carries the version its coordinator read from a
+// quorum. A replica that is merely behind takes it (it is repaired); one that
+// holds a newer write refuses, so two CAS writes from one version cannot both
+// reach a quorum.
+TEST_F(SessionStoreTest, ConditionalReplicaWriteRepairsAStaleCopyNotANewerOne) {
+  SessionRecord stale = MustCreate("v1");
+  const Hlc read_version{stale.version.wall_millis + 10, 0, "n2"};
+
+  SessionRecord first = stale;
+  first.data = "first";
+  first.version = Hlc{stale.version.wall_millis + 20, 0, "n2"};
+  auto applied = store_->ApplyReplicated(first, read_version);
+  ASSERT_TRUE(applied.ok()) << applied.status();
+  EXPECT_TRUE(*applied);  // behind the quorum's version: repaired
+
+  SessionRecord second = stale;
+  second.data = "second";
+  second.version = Hlc{stale.version.wall_millis + 30, 0, "n3"};
+  applied = store_->ApplyReplicated(second, read_version);
+  ASSERT_TRUE(applied.ok());
+  EXPECT_FALSE(*applied);  // the first write from that version won here
+  auto got = store_->Get(stale.id, false);
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->data, "first");
+
+  // A replica that never saw the session takes it too.
+  SessionRecord unseen = first;
+  unseen.id = NewSessionId();
+  applied = store_->ApplyReplicated(unseen, read_version);
+  ASSERT_TRUE(applied.ok());
+  EXPECT_TRUE(*applied);
+
+  // Deletes: a newer copy refuses, a stale or missing one is deleted, and a
+  // tombstone (another delete) refuses.
+  const Hlc tomb{stale.version.wall_millis + 40, 0, "n2"};
+  applied = store_->ApplyReplicatedDelete(stale.id, tomb, absl::InfinitePast(),
+                                          read_version);
+  ASSERT_TRUE(applied.ok());
+  EXPECT_FALSE(*applied);
+  EXPECT_TRUE(store_->Get(stale.id, false).ok());
+  applied = store_->ApplyReplicatedDelete(stale.id, tomb, absl::InfinitePast(),
+                                          first.version);
+  ASSERT_TRUE(applied.ok());
+  EXPECT_TRUE(*applied);
+  EXPECT_EQ(store_->Get(stale.id, false).status().code(),
+            absl::StatusCode::kNotFound);
+  applied = store_->ApplyReplicatedDelete(stale.id, tomb, absl::InfinitePast(),
+                                          first.version);
+  ASSERT_TRUE(applied.ok());
+  EXPECT_FALSE(*applied);
+  const std::string missing = NewSessionId();
+  applied = store_->ApplyReplicatedDelete(missing, tomb, absl::InfinitePast(),
+                                          read_version);
+  ASSERT_TRUE(applied.ok());
+  EXPECT_TRUE(*applied);
+}
+
+// A compare-and-set's new version is past the one it replaces even when that
+// came from a peer whose clock runs ahead of this node's.
+TEST_F(SessionStoreTest, PreparedUpdateIsNewerThanAVersionFromTheFuture) {
+  SessionRecord r = MustCreate("x");
+  r.version = Hlc{r.version.wall_millis + 3600 * 1000, 0, "n9"};
+  auto updated = store_->PrepareUpdate(r, UpdateParams{.data = "y"});
+  ASSERT_TRUE(updated.ok()) << updated.status();
+  EXPECT_GT(updated->version, r.version);
+}
+
 // --- Durability and lifecycle -----------------------------------------------
 
 TEST_F(SessionStoreTest, ReopenAfterCloseKeepsDataAndVersionsAdvance) {
