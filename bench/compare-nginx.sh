@@ -6,20 +6,26 @@
 #   (a) edge, bypassed       GET /assets/x.js through sessiongrid-edge
 #   (b) nginx proxy_pass     the same request through nginx with upstream
 #                            keepalive
-#   (c) edge, with session   GET /api/user/profile carrying a valid signed
-#                            session cookie: one session Get per request
+#   (c) edge, with session   GET /api/user/profile carrying the signed
+#                            cookie of one of 10,000 distinct logged-in
+#                            sessions (SESSIONS), a different one on each
+#                            request: one session Get per request
 #
 #   BUILD_DIR=build bench/compare-nginx.sh
 #
 # Load: wrk -t2 -c64 -d10s --latency with a browser User-Agent, after a 2 s
 # warm-up per target. Prints req/s, p50 and p99 per target, and the ratios
-# edge/nginx (a/b) and session/bypassed (c/a). Everything listens on
+# edge/nginx (a/b) and session/bypassed (c/a), and the CPU time each proxy
+# (and the session service) spent per request during the measured run
+# (user + system, from /proc; less noisy than req/s on a shared machine).
+# Everything listens on
 # 127.0.0.1 only, on free ports, in a temp dir; all processes are killed
 # on exit.
 #
 # Environment: BUILD_DIR (build), DURATION (10s), THREADS (2),
-# CONNECTIONS (64), WARMUP (2s), EDGE_FLAGS (extra sessiongrid-edge flags);
-# SERVER_BIN, CTL_BIN, EDGE_BIN override the binaries' paths.
+# CONNECTIONS (64), WARMUP (2s), SESSIONS (10000), EDGE_FLAGS (extra
+# sessiongrid-edge flags); SERVER_BIN, CTL_BIN, EDGE_BIN, BENCH_BIN override
+# the binaries' paths.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -29,15 +35,17 @@ DURATION=${DURATION:-10s}
 THREADS=${THREADS:-2}
 CONNECTIONS=${CONNECTIONS:-64}
 WARMUP=${WARMUP:-2s}
+SESSIONS=${SESSIONS:-10000}
 UA='Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36'
 
 SERVER=${SERVER_BIN:-$BUILD_DIR/server/sessiongrid-server}
 CTL=${CTL_BIN:-$BUILD_DIR/client/sessiongridctl}
 EDGE=${EDGE_BIN:-$BUILD_DIR/edge/sessiongrid-edge}
+BENCH=${BENCH_BIN:-$BUILD_DIR/bench/sessiongrid-bench}
 
 die() { echo "compare-nginx: $*" >&2; exit 1; }
 
-for bin in "$SERVER" "$CTL" "$EDGE"; do
+for bin in "$SERVER" "$CTL" "$EDGE" "$BENCH"; do
   [[ -x "$bin" ]] || die "missing $bin (build it, or set BUILD_DIR)"
 done
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
@@ -82,6 +90,7 @@ wait_listening() {
 }
 field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<" $2"; }
 
+declare -A NGINX_PID  # name -> master pid (its workers are its children)
 # nginx NAME PORT SERVER_BLOCK: starts nginx in the foreground (daemon off)
 # with its own config, pid, logs and temp paths under $TMP/NAME.
 start_nginx() {
@@ -109,6 +118,7 @@ $block
 CONF
   "$NGINX" -p "$dir" -c "$dir/nginx.conf" 2>>"$dir/error.log" &
   PIDS+=($!)
+  NGINX_PID[$name]=$!
   wait_for "nginx $name" curl -sf -o /dev/null "http://127.0.0.1:$port/assets/x.js"
 }
 
@@ -137,11 +147,15 @@ start_nginx proxy "$PROXY_PORT" "    location / {
 "$SERVER" --listen=127.0.0.1:0 --data-dir="$TMP/data" --node-id=bench \
   2>"$TMP/server.log" &
 PIDS+=($!)
+SERVER_PID=$!
 line=$(wait_listening "$TMP/server.log" "${PIDS[-1]}")
 SERVER_ADDR=$(field address "$line")
-SESSION_ID=$("$CTL" --server "$SERVER_ADDR" create --principal bench \
-  --data '{"user":"bench","counter":0}' |
-  python3 -c 'import json, sys; print(json.load(sys.stdin)["id"])')
+# SESSIONS logged-in sessions (bench-user-0, ...) with 1 KiB of data.
+"$BENCH" --target "$SERVER_ADDR" --op get --keys "$SESSIONS" \
+  --principal-prefix bench-user- --ids-out "$TMP/ids" --duration 100ms \
+  --warmup 0s >/dev/null 2>"$TMP/preload.log" ||
+  { cat "$TMP/preload.log" >&2; die "preloading $SESSIONS sessions failed"; }
+(( $(wc -l <"$TMP/ids") == SESSIONS )) || die "preload wrote $(wc -l <"$TMP/ids") ids"
 
 # The edge, with a fresh cookie secret.
 openssl rand -hex 32 >"$TMP/cookie-secret"
@@ -150,19 +164,55 @@ openssl rand -hex 32 >"$TMP/cookie-secret"
   --upstream="http://127.0.0.1:$ORIGIN_PORT" --session-service="$SERVER_ADDR" \
   --cookie-secret-file="$TMP/cookie-secret" ${EDGE_FLAGS:-} 2>"$TMP/edge.log" &
 PIDS+=($!)
+EDGE_PID=$!
 EDGE_LINE=$(wait_listening "$TMP/edge.log" "${PIDS[-1]}")
 EDGE_ADDR=$(field address "$EDGE_LINE")
 ADMIN_ADDR=$(field admin "$EDGE_LINE")
 wait_for "edge" curl -sf -o /dev/null "http://$ADMIN_ADDR/readyz"
 
-# express-session's cookie: s:<id>.<base64(HMAC-SHA256(secret, id)) without
-# '=' padding>, URI-encoded (':' '+' '/' are the characters that change).
-SIG=$(printf '%s' "$SESSION_ID" |
-  openssl dgst -sha256 -hmac "$(head -n1 "$TMP/cookie-secret")" -binary |
-  openssl base64 -A | tr -d '=')
-COOKIE=$(printf 's:%s.%s' "$SESSION_ID" "$SIG" |
-  sed -e 's/:/%3A/g' -e 's/+/%2B/g' -e 's#/#%2F#g')
-COOKIE="connect.sid=$COOKIE"
+# express-session's cookie for each id: s:<id>.<base64(HMAC-SHA256(secret,
+# id)) without '=' padding>, URI-encoded (':' '+' '/' are the characters
+# that change); one "Cookie: ..." value per line.
+python3 - "$(head -n1 "$TMP/cookie-secret")" "$TMP/ids" >"$TMP/cookies" <<'PY'
+import base64, hashlib, hmac, sys
+secret = sys.argv[1].encode()
+for line in open(sys.argv[2]):
+    sid = line.strip()
+    sig = base64.b64encode(hmac.new(secret, sid.encode(), hashlib.sha256).digest())
+    value = f"s:{sid}.{sig.decode().rstrip('=')}"
+    value = value.replace(":", "%3A").replace("+", "%2B").replace("/", "%2F")
+    print(f"connect.sid={value}")
+PY
+COOKIE=$(head -n1 "$TMP/cookies")
+# wrk: each request carries the next session's cookie (each wrk thread walks
+# the list from its own start).
+cat >"$TMP/sessions.lua" <<LUA
+local cookies = {}
+for line in io.lines("$TMP/cookies") do cookies[#cookies + 1] = line end
+local i = math.random(#cookies)
+request = function()
+  i = i % #cookies + 1
+  wrk.headers["Cookie"] = cookies[i]  -- kept: the -H headers live there too
+  return wrk.format()
+end
+LUA
+
+# cpu_us PID...: user + system CPU time the processes (all their threads)
+# have used so far, in microseconds.
+cpu_us() {
+  python3 - "$@" <<'PY'
+import os, sys
+total = 0
+for pid in sys.argv[1:]:
+    try:
+        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    except (OSError, IndexError, ValueError):
+        pass
+print(total * 1_000_000 // os.sysconf("SC_CLK_TCK"))
+PY
+}
+nginx_pids() { echo "${NGINX_PID[$1]}" $(pgrep -P "${NGINX_PID[$1]}" || true); }
 
 node_reads() {
   "$CTL" --server "$SERVER_ADDR" stats |
@@ -183,15 +233,23 @@ curl -sf -o /dev/null -A "$UA" -H "Cookie: $COOKIE" "http://$EDGE_ADDR/api/user/
 (( $(node_reads) > reads_before )) ||
   die "the signed cookie did not lead to a session read (check the edge log: $TMP/edge.log)"
 
-# run NAME URL [wrk header args...]: warm-up, then the measured run.
-declare -A RPS P50 P99 ERRS
+# run NAME URL [wrk args...]: warm-up, then the measured run, during which
+# the CPU time of $PROXY_PIDS (and of the session service) is taken.
+declare -A RPS P50 P99 ERRS REQS CPU SERVER_CPU
 run() {
   local name=$1 url=$2
   shift 2
   wrk -t"$THREADS" -c"$CONNECTIONS" -d"$WARMUP" -H "User-Agent: $UA" "$@" "$url" >/dev/null
-  local out
+  local out cpu0 server0
+  # shellcheck disable=SC2086
+  cpu0=$(cpu_us $PROXY_PIDS)
+  server0=$(cpu_us "$SERVER_PID")
   out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency \
     -H "User-Agent: $UA" "$@" "$url")
+  # shellcheck disable=SC2086
+  CPU[$name]=$(( $(cpu_us $PROXY_PIDS) - cpu0 ))
+  SERVER_CPU[$name]=$(( $(cpu_us "$SERVER_PID") - server0 ))
+  REQS[$name]=$(awk '/requests in/ {print $1}' <<<"$out")
   echo "$out" >"$TMP/wrk-$name.txt"
   RPS[$name]=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
   P50[$name]=$(awk '$1 == "50%" {print $2}' <<<"$out")
@@ -203,11 +261,15 @@ run() {
 }
 
 echo "compare-nginx: wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency on $(nproc) cores" >&2
+PROXY_PIDS=$(nginx_pids origin)
 run origin "http://127.0.0.1:$ORIGIN_PORT/assets/x.js"
+PROXY_PIDS=$EDGE_PID
 run edge_bypass "http://$EDGE_ADDR/assets/x.js"
+PROXY_PIDS=$(nginx_pids proxy)
 run nginx_proxy "http://127.0.0.1:$PROXY_PORT/assets/x.js"
 reads_before=$(node_reads)
-run edge_session "http://$EDGE_ADDR/api/user/profile" -H "Cookie: $COOKIE" \
+PROXY_PIDS=$EDGE_PID
+run edge_session "http://$EDGE_ADDR/api/user/profile" -s "$TMP/sessions.lua" \
   -H "Accept: application/json"
 reads_after=$(node_reads)
 
@@ -220,6 +282,14 @@ printf '%-34s %12s %10s %10s  %s\n' "(b) nginx proxy_pass keepalive" "${RPS[ngin
 printf '%-34s %12s %10s %10s  %s\n' "(c) edge, valid session cookie" "${RPS[edge_session]}" "${P50[edge_session]}" "${P99[edge_session]}" "${ERRS[edge_session]}"
 echo
 echo "edge/nginx (a/b):        $(ratio "${RPS[edge_bypass]}" "${RPS[nginx_proxy]}")   (goal >= 1.0)"
-echo "session/bypassed (c/a):  $(ratio "${RPS[edge_session]}" "${RPS[edge_bypass]}")   (goal >= 0.5)"
-session_requests=$(awk '/requests in/ {print $1}' "$TMP/wrk-edge_session.txt")
-echo "session reads during (c): $((reads_after - reads_before)) for ${session_requests} measured requests (plus the warm-up)"
+echo "session/bypassed (c/a):  $(ratio "${RPS[edge_session]}" "${RPS[edge_bypass]}")   (goal >= 0.6)"
+echo "session reads during (c): $((reads_after - reads_before)) for ${REQS[edge_session]} measured requests (plus the warm-up), over $SESSIONS distinct sessions"
+per_req() { python3 -c "import sys; c, n = int(sys.argv[1]), int(sys.argv[2]); print(f'{c / n:.1f}' if n else 'n/a')" "$1" "$2"; }
+echo
+echo "CPU per request (user + system, µs), measured run only:"
+echo "  origin nginx (static):          $(per_req "${CPU[origin]}" "${REQS[origin]}")"
+echo "  (a) edge, bypassed:             $(per_req "${CPU[edge_bypass]}" "${REQS[edge_bypass]}")"
+echo "  (b) nginx proxy_pass:           $(per_req "${CPU[nginx_proxy]}" "${REQS[nginx_proxy]}")"
+echo "  (c) edge, with session:         $(per_req "${CPU[edge_session]}" "${REQS[edge_session]}")  + session service $(per_req "${SERVER_CPU[edge_session]}" "${REQS[edge_session]}")"
+echo "edge/nginx CPU per request (a/b): $(ratio "$(per_req "${CPU[edge_bypass]}" "${REQS[edge_bypass]}")" "$(per_req "${CPU[nginx_proxy]}" "${REQS[nginx_proxy]}")")   (below 1.0: the edge is cheaper)"
+echo "load average $(cut -d' ' -f1-3 /proc/loadavg) at end"

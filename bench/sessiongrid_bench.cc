@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
+#include <fstream>
 #include <functional>
 #include <iostream>
 #include <map>
@@ -55,6 +56,10 @@ Usage: sessiongrid-bench [flags]   (--flag=value or --flag value)
   --warmup D        load before measuring, not recorded (1s)
   --value-size N    bytes of session data for create/update (1024)
   --keys N          sessions created first for get/update/touch/mix (10000)
+  --principal-prefix P  the preloaded sessions are logged in, as P0, P1, ...
+                    (none: anonymous)
+  --ids-out FILE    writes the preloaded sessions' ids to FILE, one per line
+                    (for tools that drive the same sessions through an edge)
   --timeout D       deadline of one call (5s)
   --seed N          seed for key choice and payload (1)
   --batch N         0: one unary RPC per call; N > 0: calls go through the
@@ -79,6 +84,8 @@ struct Config {
   absl::Duration warmup = absl::Seconds(1);
   int value_size = 1024;
   int keys = 10000;
+  std::string principal_prefix;
+  std::string ids_out;
   absl::Duration timeout = absl::Seconds(5);
   uint64_t seed = 1;
   int batch = 0;
@@ -151,6 +158,11 @@ absl::StatusOr<std::optional<Config>> ParseArgs(int argc, char** argv) {
       ok = absl::SimpleAtoi(value, &c.value_size) && c.value_size >= 0;
     } else if (name == "keys") {
       ok = absl::SimpleAtoi(value, &c.keys) && c.keys >= 1;
+    } else if (name == "principal-prefix") {
+      c.principal_prefix = value;
+    } else if (name == "ids-out") {
+      c.ids_out = value;
+      ok = !value.empty();
     } else if (name == "timeout") {
       ok = absl::ParseDuration(value, &c.timeout) &&
            c.timeout > absl::ZeroDuration();
@@ -187,9 +199,10 @@ std::string MakePayload(int size, uint64_t seed) {
 }
 
 // Creates `keys` sessions with `concurrency` async chains; returns their ids.
-absl::StatusOr<std::vector<std::string>> Preload(const client::Client& client,
-                                                 int keys, int concurrency,
-                                                 const std::string& payload) {
+// With a `principal_prefix`, session i is logged in as <prefix><i>.
+absl::StatusOr<std::vector<std::string>> Preload(
+    const client::Client& client, int keys, int concurrency,
+    const std::string& payload, const std::string& principal_prefix) {
   std::vector<std::string> ids(static_cast<size_t>(keys));
   std::atomic<int> next{0};
   absl::Mutex mu;
@@ -205,6 +218,9 @@ absl::StatusOr<std::vector<std::string>> Preload(const client::Client& client,
     }
     v1::CreateRequest req;
     req.set_data(payload);
+    if (!principal_prefix.empty()) {
+      req.set_principal(absl::StrCat(principal_prefix, i));
+    }
     client.CreateAsync(std::move(req),
                        [&, i](absl::StatusOr<v1::CreateResponse> r) {
                          if (r.ok()) {
@@ -422,9 +438,19 @@ int Main(int argc, char** argv) {
   std::vector<std::string> ids;
   if (config.op != Op::kCreate) {
     absl::StatusOr<std::vector<std::string>> loaded =
-        Preload(**client, config.keys, config.concurrency, payload);
+        Preload(**client, config.keys, config.concurrency, payload,
+                config.principal_prefix);
     if (!loaded.ok()) return Fail(loaded.status());
     ids = *std::move(loaded);
+    if (!config.ids_out.empty()) {
+      std::ofstream out(config.ids_out);
+      for (const std::string& id : ids) out << id << "\n";
+      out.flush();
+      if (!out) {
+        return Fail(absl::UnavailableError(
+            absl::StrCat("--ids-out: cannot write ", config.ids_out)));
+      }
+    }
   }
 
   std::unique_ptr<client::SessionBatcher> batcher;
