@@ -48,6 +48,8 @@ CTL="$BUILD_DIR/client/sessiongridctl"
 EDGE="$BUILD_DIR/edge/sessiongrid-edge"
 
 die() { echo "compare-express: $*" >&2; exit 1; }
+# shellcheck source=bench/cpu.sh
+source "$ROOT/bench/cpu.sh"
 
 for bin in "$SERVER" "$CTL" "$EDGE"; do
   [[ -x "$bin" ]] || die "missing $bin (build it, or set BUILD_DIR)"
@@ -106,18 +108,6 @@ start_app() {
   APP_PID=$!
   PIDS+=("$APP_PID")
   wait_for "app $name" "$APP_PID" grep -q '^listening' "$TMP/$name.log"
-}
-
-# cpu_ms PID...: CPU time (user + system) of the processes and their
-# children so far, in ms (nginx's workers are its master's children).
-cpu_ms() {
-  local pid ticks=0 child
-  for pid in "$@"; do
-    for child in "$pid" $(pgrep -P "$pid" || true); do
-      ticks=$((ticks + $(awk '{print $14 + $15}' "/proc/$child/stat" 2>/dev/null || echo 0)))
-    done
-  done
-  echo $((ticks * 1000 / $(getconf CLK_TCK)))
 }
 
 # --- (A) Redis, Express with connect-redis, nginx ---------------------------
@@ -224,13 +214,13 @@ measure() {
   shift 3
   wrk_run "$name-warmup" "$url" "$WARMUP" COOKIES="$cookies"
   local -A before
-  for entry in "$@"; do before[$entry]=$(cpu_ms "${entry#*:}"); done
+  for entry in "$@"; do before[$entry]=$(cpu_us "${entry#*:}"); done
   wrk_run "$name" "$url" "$DURATION" COOKIES="$cookies"
   local out="$TMP/wrk-$name.txt" requests
   requests=$(awk '/requests in/ {print $1}' "$out")
   CPU[$name]=""
   for entry in "$@"; do
-    CPU[$name]+="${entry%%:*} $((($(cpu_ms "${entry#*:}") - before[$entry]) * 1000 / requests)) us, "
+    CPU[$name]+="${entry%%:*} $((($(cpu_us "${entry#*:}") - before[$entry]) / requests)) us, "
   done
   CPU[$name]=${CPU[$name]%, }
   RPS[$name]=$(awk '/^Requests\/sec:/ {print $2}' "$out")

@@ -44,6 +44,8 @@ EDGE=${EDGE_BIN:-$BUILD_DIR/edge/sessiongrid-edge}
 BENCH=${BENCH_BIN:-$BUILD_DIR/bench/sessiongrid-bench}
 
 die() { echo "compare-nginx: $*" >&2; exit 1; }
+# shellcheck source=bench/cpu.sh
+source "$ROOT/bench/cpu.sh"
 
 for bin in "$SERVER" "$CTL" "$EDGE" "$BENCH"; do
   [[ -x "$bin" ]] || die "missing $bin (build it, or set BUILD_DIR)"
@@ -90,7 +92,7 @@ wait_listening() {
 }
 field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<" $2"; }
 
-declare -A NGINX_PID  # name -> master pid (its workers are its children)
+declare -A NGINX_PID  # name -> master pid (cpu_us counts its workers too)
 # nginx NAME PORT SERVER_BLOCK: starts nginx in the foreground (daemon off)
 # with its own config, pid, logs and temp paths under $TMP/NAME.
 start_nginx() {
@@ -197,22 +199,6 @@ request = function()
 end
 LUA
 
-# cpu_us PID...: user + system CPU time the processes (all their threads)
-# have used so far, in microseconds.
-cpu_us() {
-  python3 - "$@" <<'PY'
-import os, sys
-total = 0
-for pid in sys.argv[1:]:
-    try:
-        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-    except (OSError, IndexError, ValueError):
-        pass
-print(total * 1_000_000 // os.sysconf("SC_CLK_TCK"))
-PY
-}
-nginx_pids() { echo "${NGINX_PID[$1]}" $(pgrep -P "${NGINX_PID[$1]}" || true); }
 
 node_reads() {
   "$CTL" --server "$SERVER_ADDR" stats |
@@ -261,11 +247,11 @@ run() {
 }
 
 echo "compare-nginx: wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency on $(nproc) cores" >&2
-PROXY_PIDS=$(nginx_pids origin)
+PROXY_PIDS=${NGINX_PID[origin]}
 run origin "http://127.0.0.1:$ORIGIN_PORT/assets/x.js"
 PROXY_PIDS=$EDGE_PID
 run edge_bypass "http://$EDGE_ADDR/assets/x.js"
-PROXY_PIDS=$(nginx_pids proxy)
+PROXY_PIDS=${NGINX_PID[proxy]}
 run nginx_proxy "http://127.0.0.1:$PROXY_PORT/assets/x.js"
 reads_before=$(node_reads)
 PROXY_PIDS=$EDGE_PID
@@ -284,12 +270,11 @@ echo
 echo "edge/nginx (a/b):        $(ratio "${RPS[edge_bypass]}" "${RPS[nginx_proxy]}")   (goal >= 1.0)"
 echo "session/bypassed (c/a):  $(ratio "${RPS[edge_session]}" "${RPS[edge_bypass]}")   (goal >= 0.6)"
 echo "session reads during (c): $((reads_after - reads_before)) for ${REQS[edge_session]} measured requests (plus the warm-up), over $SESSIONS distinct sessions"
-per_req() { python3 -c "import sys; c, n = int(sys.argv[1]), int(sys.argv[2]); print(f'{c / n:.1f}' if n else 'n/a')" "$1" "$2"; }
 echo
 echo "CPU per request (user + system, µs), measured run only:"
-echo "  origin nginx (static):          $(per_req "${CPU[origin]}" "${REQS[origin]}")"
-echo "  (a) edge, bypassed:             $(per_req "${CPU[edge_bypass]}" "${REQS[edge_bypass]}")"
-echo "  (b) nginx proxy_pass:           $(per_req "${CPU[nginx_proxy]}" "${REQS[nginx_proxy]}")"
-echo "  (c) edge, with session:         $(per_req "${CPU[edge_session]}" "${REQS[edge_session]}")  + session service $(per_req "${SERVER_CPU[edge_session]}" "${REQS[edge_session]}")"
-echo "edge/nginx CPU per request (a/b): $(ratio "$(per_req "${CPU[edge_bypass]}" "${REQS[edge_bypass]}")" "$(per_req "${CPU[nginx_proxy]}" "${REQS[nginx_proxy]}")")   (below 1.0: the edge is cheaper)"
+echo "  origin nginx (static):          $(per_op "${CPU[origin]}" "${REQS[origin]}")"
+echo "  (a) edge, bypassed:             $(per_op "${CPU[edge_bypass]}" "${REQS[edge_bypass]}")"
+echo "  (b) nginx proxy_pass:           $(per_op "${CPU[nginx_proxy]}" "${REQS[nginx_proxy]}")"
+echo "  (c) edge, with session:         $(per_op "${CPU[edge_session]}" "${REQS[edge_session]}")  + session service $(per_op "${SERVER_CPU[edge_session]}" "${REQS[edge_session]}")"
+echo "edge/nginx CPU per request (a/b): $(ratio "$(per_op "${CPU[edge_bypass]}" "${REQS[edge_bypass]}")" "$(per_op "${CPU[nginx_proxy]}" "${REQS[nginx_proxy]}")")   (below 1.0: the edge is cheaper)"
 echo "load average $(cut -d' ' -f1-3 /proc/loadavg) at end"

@@ -30,6 +30,8 @@ CTL="$BUILD_DIR/client/sessiongridctl"
 BENCH="$BUILD_DIR/bench/sessiongrid-bench"
 
 die() { echo "compare-redis: $*" >&2; exit 1; }
+# shellcheck source=bench/cpu.sh
+source "$ROOT/bench/cpu.sh"
 
 for bin in "$SERVER" "$CTL" "$BENCH"; do
   [[ -x "$bin" ]] || die "missing $bin (build it, or set BUILD_DIR)"
@@ -100,34 +102,46 @@ echo "machine: $(nproc) cores; $(redis-server --version | cut -d' ' -f1-3)" >&2
 echo "load: concurrency $CONCURRENCY, value $VALUE_SIZE B, $KEYS keys" >&2
 
 # --- Load, one after the other ----------------------------------------------
+# measure NAME PID CMD...: runs CMD and records the CPU time process PID (all
+# threads) used meanwhile, in µs, in $TMP/cpu-NAME. For Redis; the session
+# node's is taken by sessiongrid-bench --server-pid over its measured window.
+measure() {
+  local name=$1 pid=$2 before
+  shift 2
+  before=$(cpu_us "$pid")
+  "$@"
+  echo $(($(cpu_us "$pid") - before)) >"$TMP/cpu-$name"
+}
 echo "redis-benchmark: $REDIS_REQUESTS requests per test ..." >&2
-redis-benchmark -h 127.0.0.1 -p "$REDIS_PORT" -c "$CONCURRENCY" \
-  -d "$VALUE_SIZE" -r "$KEYS" -t set,get -n "$REDIS_REQUESTS" --csv \
-  >"$TMP/redis.csv"
+for t in set get; do
+  measure "redis-$t" "$REDIS_PID" redis-benchmark -h 127.0.0.1 -p "$REDIS_PORT" \
+    -c "$CONCURRENCY" -d "$VALUE_SIZE" -r "$KEYS" -t "$t" -n "$REDIS_REQUESTS" \
+    --csv >"$TMP/redis-$t.csv"
+done
+{ cat "$TMP/redis-set.csv"; tail -n +2 "$TMP/redis-get.csv"; } >"$TMP/redis.csv"
 
-echo "sessiongrid-bench --op=create for $DURATION ..." >&2
-"$BENCH" --target "127.0.0.1:$SG_PORT" --op create \
-  --concurrency "$CONCURRENCY" --value-size "$VALUE_SIZE" \
-  --duration "$DURATION" >"$TMP/sg-create.json"
-echo "sessiongrid-bench --op=get for $DURATION ..." >&2
-"$BENCH" --target "127.0.0.1:$SG_PORT" --op get --keys "$KEYS" \
-  --concurrency "$CONCURRENCY" --value-size "$VALUE_SIZE" \
-  --duration "$DURATION" >"$TMP/sg-get.json"
+sg_bench() {  # NAME OP [flags...]
+  local name=$1 op=$2
+  shift 2
+  echo "sessiongrid-bench --op=$op $* for $DURATION ..." >&2
+  "$BENCH" --target "127.0.0.1:$SG_PORT" --server-pid "$SG_PID" --op "$op" \
+    --keys "$KEYS" --concurrency "$CONCURRENCY" --value-size "$VALUE_SIZE" \
+    --duration "$DURATION" "$@" >"$TMP/$name.json"
+}
+sg_bench sg-create create
+sg_bench sg-get get
 # The batched path (what the edge uses): the same 50 calls in flight, sent
 # through the client's SessionBatcher as BatchCreate/BatchGet RPCs.
-echo "sessiongrid-bench --op=create --batch=$BATCH for $DURATION ..." >&2
-"$BENCH" --target "127.0.0.1:$SG_PORT" --op create --batch "$BATCH" \
-  --concurrency "$CONCURRENCY" --value-size "$VALUE_SIZE" \
-  --duration "$DURATION" >"$TMP/sg-create-batch.json" 2>/dev/null
-echo "sessiongrid-bench --op=get --batch=$BATCH for $DURATION ..." >&2
-"$BENCH" --target "127.0.0.1:$SG_PORT" --op get --keys "$KEYS" --batch "$BATCH" \
-  --concurrency "$CONCURRENCY" --value-size "$VALUE_SIZE" \
-  --duration "$DURATION" >"$TMP/sg-get-batch.json" 2>/dev/null
+sg_bench sg-create-batch create --batch "$BATCH"
+sg_bench sg-get-batch get --batch "$BATCH"
 
 # --- Report ------------------------------------------------------------------
 python3 - "$TMP/redis.csv" "$TMP/sg-create.json" "$TMP/sg-get.json" \
-  "$TMP/sg-create-batch.json" "$TMP/sg-get-batch.json" <<'EOF'
-import csv, json, sys
+  "$TMP/sg-create-batch.json" "$TMP/sg-get-batch.json" "$TMP" "$REDIS_REQUESTS" <<'EOF'
+import csv, json, os, sys
+
+def cpu(name):  # the server's CPU µs during run NAME
+    return int(open(os.path.join(sys.argv[6], "cpu-" + name)).read())
 
 redis = {}
 with open(sys.argv[1]) as f:
@@ -140,12 +154,16 @@ get_b = json.load(open(sys.argv[5]))
 
 def redis_row(name):
     r = redis[name]
+    server_us = cpu("redis-" + name.lower()) / int(sys.argv[7])
     return (float(r["rps"]), float(r["p50_latency_ms"]),
-            float(r["p99_latency_ms"]), 0)
+            float(r["p99_latency_ms"]), 0, server_us, None)
 
 def sg_row(j):
     return (j["ops_per_sec"], j["p50_us"] / 1000, j["p99_us"] / 1000,
-            j["errors"])
+            j["errors"], j["server_cpu_us_per_op"], j["client_cpu_us_per_op"])
+
+def us(v):
+    return "n/a" if v is None else f"{v:.1f}"
 
 rows = [
     ("redis", "SET", redis_row("SET")),
@@ -155,9 +173,13 @@ rows = [
     ("sg batched", "Create", sg_row(create_b)),
     ("sg batched", "Get", sg_row(get_b)),
 ]
-print(f"{'system':<12} {'op':<7} {'ops/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
-for system, op, (ops, p50, p99, errors) in rows:
-    print(f"{system:<12} {op:<7} {ops:>10.0f} {p50:>8.3f} {p99:>8.3f} {errors:>7}")
+# CPU per op (user + system µs): the server's, and the load generator's
+# where it can be read (sessiongrid-bench; redis-benchmark's is not taken).
+print(f"{'system':<12} {'op':<7} {'ops/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}"
+      f" {'server us/op':>13} {'client us/op':>13}")
+for system, op, (ops, p50, p99, errors, server_us, client_us) in rows:
+    print(f"{system:<12} {op:<7} {ops:>10.0f} {p50:>8.3f} {p99:>8.3f} {errors:>7}"
+          f" {us(server_us):>13} {us(client_us):>13}")
 # Every failure, by status code: an unexplained error count is a finding.
 for system, op, j in (("sessiongrid", "Create", create), ("sessiongrid", "Get", get),
                       ("sg batched", "Create", create_b), ("sg batched", "Get", get_b)):

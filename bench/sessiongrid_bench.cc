@@ -22,12 +22,16 @@
 #include <thread>
 #include <vector>
 
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
 #include "absl/synchronization/blocking_counter.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
@@ -66,10 +70,14 @@ Usage: sessiongrid-bench [flags]   (--flag=value or --flag value)
                     client's SessionBatcher (BatchGet/BatchCreate), at most N
                     per RPC (0). Only for --op=get and --op=create.
   --batch-in-flight N  batch RPCs outstanding at once with --batch (1)
+  --server-pid PID  also reports the CPU time process PID (the server, on
+                    this machine) used in the measured window, per op
 
 Output, one line: {"op","concurrency","channels","duration_s","ops",
 "ops_per_sec","p50_us","p99_us","p999_us","errors","errors_by_code",
-"value_size","batch"}. Only successful calls that started and ended inside
+"value_size","batch","client_cpu_us_per_op","server_cpu_us_per_op"} (the
+last is null without --server-pid; both are user + system time of every
+thread, in the measured window, divided by its ops). Only successful calls that started and ended inside
 the measured window count as ops; failed ones count as errors, by status
 code in "errors_by_code" (e.g. {"NOT_FOUND":12}) and on stderr.
 )";
@@ -90,6 +98,7 @@ struct Config {
   uint64_t seed = 1;
   int batch = 0;
   int batch_in_flight = 1;
+  int server_pid = 0;
 };
 
 absl::StatusOr<Op> ParseOp(const std::string& name) {
@@ -166,6 +175,8 @@ absl::StatusOr<std::optional<Config>> ParseArgs(int argc, char** argv) {
     } else if (name == "timeout") {
       ok = absl::ParseDuration(value, &c.timeout) &&
            c.timeout > absl::ZeroDuration();
+    } else if (name == "server-pid") {
+      ok = absl::SimpleAtoi(value, &c.server_pid) && c.server_pid > 0;
     } else if (name == "batch-in-flight") {
       ok = absl::SimpleAtoi(value, &c.batch_in_flight) &&
            c.batch_in_flight >= 1 && c.batch_in_flight <= 64;
@@ -264,10 +275,43 @@ struct Slot {
   std::array<uint64_t, 17> errors{};
 };
 
+// CPU time (user + system, every thread) used so far, in microseconds.
+int64_t OwnCpuMicros() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  auto micros = [](const timeval& t) {
+    return static_cast<int64_t>(t.tv_sec) * 1'000'000 + t.tv_usec;
+  };
+  return micros(usage.ru_utime) + micros(usage.ru_stime);
+}
+
+// The same for another process, from /proc/PID/stat; -1 when unreadable.
+int64_t ProcessCpuMicros(int pid) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
+  std::string stat((std::istreambuf_iterator<char>(in)),
+                   std::istreambuf_iterator<char>());
+  const size_t comm_end = stat.rfind(')');  // the name may hold spaces
+  if (comm_end == std::string::npos) return -1;
+  std::vector<std::string> fields =
+      absl::StrSplit(stat.substr(comm_end + 1), ' ', absl::SkipEmpty());
+  int64_t utime = 0, stime = 0;  // fields 14 and 15 of the whole line
+  if (fields.size() < 13 || !absl::SimpleAtoi(fields[11], &utime) ||
+      !absl::SimpleAtoi(fields[12], &stime)) {
+    return -1;
+  }
+  return (utime + stime) * 1'000'000 / sysconf(_SC_CLK_TCK);
+}
+
+struct CpuSample {
+  int64_t own = 0;
+  int64_t server = -1;
+};
+
 struct Result {
   LatencyHistogram histogram;
   uint64_t ops = 0;
   std::array<uint64_t, 17> errors{};
+  CpuSample cpu_before, cpu_after;  // at the measured window's ends
 };
 
 class Runner final {
@@ -293,8 +337,15 @@ class Runner final {
     absl::BlockingCounter stopped(static_cast<int>(slots_.size()));
     stopped_ = &stopped;
     for (auto& slot : slots_) Issue(*slot);
+    // This thread only waits: it samples CPU time at the window's ends.
+    std::this_thread::sleep_until(measure_start_);
+    const CpuSample before = SampleCpu();
+    std::this_thread::sleep_until(end_);
+    const CpuSample after = SampleCpu();
     stopped.Wait();
     Result result;
+    result.cpu_before = before;
+    result.cpu_after = after;
     for (const auto& slot : slots_) {
       result.histogram.Merge(slot->histogram);
       result.ops += slot->ops;
@@ -306,6 +357,15 @@ class Runner final {
   }
 
  private:
+  CpuSample SampleCpu() const {
+    CpuSample sample;
+    sample.own = OwnCpuMicros();
+    if (config_.server_pid > 0) {
+      sample.server = ProcessCpuMicros(config_.server_pid);
+    }
+    return sample;
+  }
+
   Op PickOp(Slot& slot) const {
     if (config_.op != Op::kMix) return config_.op;
     const uint64_t roll = slot.rng() % 100;
@@ -485,6 +545,11 @@ int Main(int argc, char** argv) {
   if (errors > 0) std::cerr << "errors by code:" << by_code << "\n";
 
   const double seconds = absl::ToDoubleSeconds(config.duration);
+  auto per_op = [&](int64_t before, int64_t after) -> std::string {
+    if (before < 0 || after < 0 || result.ops == 0) return "null";
+    return absl::StrFormat("%.1f", static_cast<double>(after - before) /
+                                       static_cast<double>(result.ops));
+  };
   auto us = [&](double q) {
     return static_cast<double>(result.histogram.ValueAtQuantile(q)) / 1000.0;
   };
@@ -493,11 +558,14 @@ int Main(int argc, char** argv) {
                    R"("duration_s":%.3f,"ops":%d,"ops_per_sec":%.1f,)"
                    R"("p50_us":%.1f,"p99_us":%.1f,"p999_us":%.1f,)"
                    R"("errors":%d,"errors_by_code":{%s},)"
-                   R"("value_size":%d,"batch":%d})",
+                   R"("value_size":%d,"batch":%d,)"
+                   R"("client_cpu_us_per_op":%s,"server_cpu_us_per_op":%s})",
                    config.op_name, config.concurrency, config.channels, seconds,
                    result.ops, static_cast<double>(result.ops) / seconds,
                    us(0.50), us(0.99), us(0.999), errors, by_code_json,
-                   config.value_size, config.batch)
+                   config.value_size, config.batch,
+                   per_op(result.cpu_before.own, result.cpu_after.own),
+                   per_op(result.cpu_before.server, result.cpu_after.server))
             << std::endl;
   return result.ops > 0 ? 0 : 1;
 }

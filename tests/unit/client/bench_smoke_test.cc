@@ -1,6 +1,10 @@
 // Runs the sessiongrid-bench binary against the in-process fake server and
 // checks its one-line JSON report.
+#include <unistd.h>
+
 #include <cstdio>
+#include <cstdlib>
+#include <fstream>
 #include <iostream>
 #include <string>
 
@@ -47,11 +51,17 @@ std::string RunBench(const std::string& args, int* status) {
 TEST(BenchSmokeTest, MixRunStopsByItselfAndReportsJson) {
   FakeServer server;
   ASSERT_TRUE(server.ok());
+  char ids_path[] = "/tmp/sg-bench-ids-XXXXXX";
+  const int fd = mkstemp(ids_path);
+  ASSERT_GE(fd, 0);
+  close(fd);
   int status = 0;
+  // The fake server runs in this process: its CPU time is ours.
   const std::string out = RunBench(
       absl::StrCat("--target ", server.address(),
                    " --op=mix --concurrency 8 --channels 2 --duration 1s"
-                   " --warmup 200ms --keys 20 --value-size 100"),
+                   " --warmup 200ms --keys 20 --value-size 100",
+                   " --server-pid ", getpid(), " --ids-out ", ids_path),
       &status);
   std::cout << "bench: " << out;
   ASSERT_EQ(status, 0) << out;
@@ -72,6 +82,14 @@ TEST(BenchSmokeTest, MixRunStopsByItselfAndReportsJson) {
   EXPECT_GT(server.state().calls("Get"), 0);
   EXPECT_GT(server.state().calls("Touch"), 0);
   EXPECT_GT(server.state().calls("Update"), 0);
+  EXPECT_GT(Field(out, "server_cpu_us_per_op"), 0) << out;
+  EXPECT_GT(Field(out, "client_cpu_us_per_op"), 0) << out;
+  // --ids-out: the 20 preloaded ids, one per line.
+  std::ifstream ids(ids_path);
+  int lines = 0;
+  for (std::string id; std::getline(ids, id);) lines += id.empty() ? 0 : 1;
+  EXPECT_EQ(lines, 20);
+  std::remove(ids_path);
 }
 
 TEST(BenchSmokeTest, ServerErrorsAreCountedNotHidden) {
