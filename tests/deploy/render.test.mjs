@@ -71,6 +71,21 @@ t.equal(serverArgs(defaults), [
   t.equal(f.get("listen"), "0.0.0.0:8080", "defaults: edge --listen");
   t.equal(f.get("admin-listen"), "0.0.0.0:9090", "defaults: edge --admin-listen");
   t.check(!f.has("trusted-proxies"), "defaults: no --trusted-proxies");
+  t.check(!f.has("cookie-secure") && !f.has("cookie-insecure"), "defaults: the cookie's Secure follows --production");
+  t.equal(f.get("max-connections"), "20000", "defaults: edge --max-connections");
+  t.equal(f.get("header-timeout"), "10s", "defaults: edge --header-timeout");
+  t.equal(f.get("anon-session-rate"), "20", "defaults: edge --anon-session-rate");
+}
+{
+  // edge.cookie.secure=false in production must mean what it says: the
+  // edge makes a production cookie Secure unless --cookie-insecure.
+  const insecure = flagMap(edgeArgs(render(["--set", "edge.production=true", "--set", "edge.cookie.secure=false"])));
+  t.equal(insecure.get("cookie-insecure"), "true", "production + cookie.secure=false: --cookie-insecure");
+  const prod = flagMap(edgeArgs(render(["--set", "edge.production=true"])));
+  t.check(prod.get("production") === "true" && !prod.has("cookie-secure") && !prod.has("cookie-insecure"),
+    "production alone: Secure by the edge's own rule");
+  const prefixed = flagMap(edgeArgs(render(["--set", "edge.cookie.hostPrefix=true", "--set", "edge.cookie.secure=true"])));
+  t.equal(prefixed.get("cookie-host-prefix"), "true", "cookie.hostPrefix: --cookie-host-prefix");
 }
 t.equal(find(defaults, "PodDisruptionBudget", "sessiongrid-server").spec.minAvailable, 2, "defaults: server PDB minAvailable = write quorum");
 t.equal(find(defaults, "PodDisruptionBudget", "sessiongrid-edge").spec.maxUnavailable, 1, "defaults: edge PDB");

@@ -34,7 +34,11 @@ const bad = [
   [["--set", "server.replicas=2"], "server.replicas (2) must be at least server.replication.factor (3)"],
   [["--set", "server.terminationGracePeriodSeconds=25"], "must exceed server.preStopSleepSeconds + server.drainTimeoutSeconds (25)"],
   [["--set", "edge.terminationGracePeriodSeconds=37"], "must exceed edge.preStopSleepSeconds + edge.drainDelaySeconds + edge.drainTimeoutSeconds (37)"],
-  [["--set", "edge.cookie.sameSite=none"], "edge.cookie.sameSite=none needs edge.cookie.secure=true"],
+  [["--set", "edge.cookie.sameSite=none"], "edge.cookie.sameSite=none needs a Secure cookie"],
+  [["--set", "edge.cookie.sameSite=none", "--set", "edge.production=true", "--set", "edge.cookie.secure=false"], "edge.cookie.sameSite=none needs a Secure cookie"],
+  [["--set", "edge.cookie.hostPrefix=true"], "edge.cookie.hostPrefix needs a Secure cookie"],
+  [["--set", "edge.anonSessions.overLimit=drop"], "edge.anonSessions.overLimit must be one of the following"],
+  [["--set", "edge.maxConnections=0"], "edge.maxConnections: Must be greater than or equal to 1"],
   [["--set", "edge.autoscaling.enabled=true", "--set", "edge.autoscaling.minReplicas=5", "--set", "edge.autoscaling.maxReplicas=3"], "minReplicas must not exceed"],
 ];
 for (const [args, want] of bad) {
@@ -48,6 +52,8 @@ const good = [
   ["--set", "server.replicas=5"],
   ["--set", "server.terminationGracePeriodSeconds=26"],
   ["--set", "edge.cookie.sameSite=none", "--set", "edge.cookie.secure=true"],
+  ["--set", "edge.cookie.sameSite=none", "--set", "edge.production=true"],
+  ["--set", "edge.cookie.hostPrefix=true", "--set", "edge.production=true"],
   ["--set", "server.memoryLimit=1GiB"],
   ["--set", "server.replication.hintWindow=1h30m"],
   ["--set", "edge.trustedProxies[0]=10.0.0.0/8", "--set", "edge.trustedProxies[1]=fd00::/8"],

@@ -126,8 +126,22 @@ Call with (dict "ctx" $ "component" "server" "mode" "soft" "extra" {}). */}}
 {{- if and .Values.edge.autoscaling.enabled (gt (int .Values.edge.autoscaling.minReplicas) (int .Values.edge.autoscaling.maxReplicas)) -}}
 {{- fail "edge.autoscaling.minReplicas must not exceed edge.autoscaling.maxReplicas" -}}
 {{- end -}}
-{{- if and (eq .Values.edge.cookie.sameSite "none") (not .Values.edge.cookie.secure) -}}
-{{- fail "edge.cookie.sameSite=none needs edge.cookie.secure=true" -}}
+{{- $secure := eq (include "sessiongrid.edge.cookieSecure" .) "true" -}}
+{{- if and (eq .Values.edge.cookie.sameSite "none") (not $secure) -}}
+{{- fail "edge.cookie.sameSite=none needs a Secure cookie: edge.cookie.secure=true, or edge.production=true with edge.cookie.secure unset" -}}
+{{- end -}}
+{{- if and .Values.edge.cookie.hostPrefix (not $secure) -}}
+{{- fail "edge.cookie.hostPrefix needs a Secure cookie: edge.cookie.secure=true, or edge.production=true with edge.cookie.secure unset" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* "true" when the edge's cookie is Secure: edge.cookie.secure when set,
+else edge.production (the edge's own rule). */}}
+{{- define "sessiongrid.edge.cookieSecure" -}}
+{{- if kindIs "invalid" .Values.edge.cookie.secure -}}
+{{- ternary "true" "false" (eq (toString .Values.edge.production) "true") -}}
+{{- else -}}
+{{- ternary "true" "false" (eq (toString .Values.edge.cookie.secure) "true") -}}
 {{- end -}}
 {{- end -}}
 
