@@ -150,8 +150,9 @@ int main(int argc, char** argv) {
   flags.AddCustom(
       "metrics-listen", options.metrics_listen,
       "HOST:PORT to serve Prometheus text on /metrics (sessions, memory, "
-      "RocksDB, RPC latency, peers, hints); port 0 picks a free port, empty "
-      "disables it.",
+      "RocksDB, RPC latency, peers, hints), and plain-HTTP probes: /healthz "
+      "(200 while the process answers) and /readyz (200 while gRPC health is "
+      "SERVING, else 503); port 0 picks a free port, empty disables it.",
       [&options](std::string_view text) {
         options.metrics_listen = std::string(text);
         options.metrics_listen_required = true;

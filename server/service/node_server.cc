@@ -65,10 +65,20 @@ class NodeServer::Impl {
   std::thread health_watch;
   absl::Mutex health_mu;
   bool stopping ABSL_GUARDED_BY(health_mu) = false;
+  // What gRPC health answers for the session service, also for /readyz
+  // (kubelet's gRPC probes speak no TLS; its HTTP probes reach this).
+  std::atomic<bool> serving{false};
   int port = 0;
   bool drained = false;
   // Last: stopped before anything its /metrics handler reads goes away.
   std::unique_ptr<http_admin::Server> metrics_server;
+
+  void SetServing(bool now) {
+    serving.store(now);
+    grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
+    health->SetServingStatus("", now);
+    health->SetServingStatus(kSessionServiceName, now);
+  }
 
   // One scrape of /metrics; runs on the metrics server's thread.
   std::string RenderMetrics() const {
@@ -186,6 +196,18 @@ absl::StatusOr<std::unique_ptr<NodeServer>> NodeServer::Start(
       return http_admin::Response{200, std::string(http_admin::kPrometheusText),
                                   raw->RenderMetrics()};
     });
+    // Plain-HTTP probes, for when the gRPC port is TLS only: /healthz while
+    // the process answers, /readyz as gRPC health (NOT_SERVING: 503).
+    routes.Add("/healthz", [] {
+      return http_admin::Response{200, std::string(http_admin::kTextPlain),
+                                  "ok\n"};
+    });
+    routes.Add("/readyz", [raw] {
+      const bool serving = raw->serving.load();
+      return http_admin::Response{serving ? 200 : 503,
+                                  std::string(http_admin::kTextPlain),
+                                  serving ? "serving\n" : "not serving\n"};
+    });
     impl->rpc_metrics = std::make_unique<RpcMetrics>(RpcMetrics::NodeMethods());
     absl::StatusOr<std::unique_ptr<http_admin::Server>> metrics =
         http_admin::Server::Start(options.metrics_listen, std::move(routes));
@@ -241,11 +263,10 @@ absl::StatusOr<std::unique_ptr<NodeServer>> NodeServer::Start(
         impl->cluster->membership()->client_address());
   }
 
-  grpc::HealthCheckServiceInterface* health = impl->server->GetHealthCheckService();
   const bool ready = impl->cluster == nullptr || impl->cluster->can_coordinate();
-  health->SetServingStatus("", ready);
-  health->SetServingStatus(kSessionServiceName, ready);
-  health->SetServingStatus(kAdminServiceName, true);
+  impl->SetServing(ready);
+  impl->server->GetHealthCheckService()->SetServingStatus(kAdminServiceName,
+                                                          true);
   if (impl->cluster != nullptr) {
     Impl* raw = impl.get();
     impl->health_watch = std::thread([raw, ready]() mutable {
@@ -265,9 +286,7 @@ absl::StatusOr<std::unique_ptr<NodeServer>> NodeServer::Start(
         serving = now;
         LogInfo(now ? "health SERVING: enough members known to coordinate"
                     : "health NOT_SERVING: too few members known to reach W");
-        auto* h = raw->server->GetHealthCheckService();
-        h->SetServingStatus("", now);
-        h->SetServingStatus(kSessionServiceName, now);
+        raw->SetServing(now);
       }
     });
   }
@@ -329,6 +348,7 @@ absl::Status NodeServer::Drain() {
     }
     impl_->health_watch.join();
   }
+  impl_->serving.store(false);
   impl_->server->GetHealthCheckService()->Shutdown();
   if (impl_->cluster != nullptr) {
     impl_->cluster->BeginDrain();

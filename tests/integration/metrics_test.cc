@@ -231,6 +231,40 @@ TEST_F(MetricsTest, CountersAndLatencyHistogramsFollowTheRpcs) {
   EXPECT_EQ(server->Wait(absl::Seconds(30)), 0) << server->Output();
 }
 
+// The plain-HTTP probes on the metrics port (what the chart's probes use
+// when the gRPC port is TLS only) follow gRPC health: a cluster node that
+// knows too few members to reach W is alive but not ready, then ready once
+// its peers are up.
+TEST_F(MetricsTest, HttpProbesFollowGrpcHealth) {
+  TestCluster cluster(SG_SERVER_BIN, dir_, 3, {"--metrics-listen=127.0.0.1:0"});
+  cluster.Start(0);
+  auto line =
+      cluster.process(0)->WaitForLine("msg=listening", absl::Seconds(30));
+  ASSERT_TRUE(line.has_value()) << cluster.process(0)->Output();
+  const std::string metrics = testutil::FieldFromLogLine(*line, "metrics");
+  ASSERT_FALSE(metrics.empty()) << *line;
+
+  std::optional<HttpReply> healthz = HttpGet(metrics, "/healthz");
+  ASSERT_TRUE(healthz.has_value());
+  EXPECT_EQ(healthz->status, 200);
+  std::optional<HttpReply> readyz = HttpGet(metrics, "/readyz");
+  ASSERT_TRUE(readyz.has_value());
+  EXPECT_EQ(readyz->status, 503) << readyz->body;
+  EXPECT_EQ(readyz->body, "not serving\n");
+
+  cluster.Start(1);
+  cluster.Start(2);
+  ASSERT_TRUE(cluster.WaitForView(0, absl::Seconds(20)));
+  EXPECT_TRUE(testutil::PollUntil(
+      [&] {
+        readyz = HttpGet(metrics, "/readyz");
+        return readyz && readyz->status == 200;
+      },
+      absl::Seconds(20)))
+      << (readyz ? readyz->body : "no answer");
+  EXPECT_EQ(readyz->body, "serving\n");
+}
+
 TEST_F(MetricsTest, EmptyMetricsListenServesNoMetrics) {
   auto server = StartServer({"--metrics-listen="});
   ASSERT_NE(server, nullptr);
