@@ -116,8 +116,23 @@ function checkServer(objects, sts, t) {
   const peerPort = portOf(f.get("peer-listen"));
   t.equal(containerPort(c, "grpc")?.containerPort, port, `${where}: grpc containerPort = --listen port`);
   t.equal(containerPort(c, "peer")?.containerPort, peerPort, `${where}: peer containerPort = --peer-listen port`);
-  for (const p of ["startupProbe", "readinessProbe", "livenessProbe"]) {
-    t.equal(c[p]?.grpc?.port, port, `${where}: ${p} is a native grpc probe on the client port`);
+  if (f.has("tls-cert")) {
+    // The kubelet's gRPC probes speak no TLS: HTTP on the metrics port,
+    // whose /readyz answers as gRPC health does.
+    const metricsPort = portOf(f.get("metrics-listen") ?? "");
+    t.equal(containerPort(c, "metrics")?.containerPort, metricsPort, `${where}: TLS: a metrics containerPort = --metrics-listen port`);
+    for (const [p, path] of [["startupProbe", "/readyz"], ["readinessProbe", "/readyz"], ["livenessProbe", "/healthz"]]) {
+      t.check(c[p]?.httpGet?.port === "metrics" && c[p]?.httpGet?.path === path, `${where}: TLS: ${p} is GET ${path} on the metrics port`);
+    }
+  } else {
+    for (const p of ["startupProbe", "readinessProbe", "livenessProbe"]) {
+      t.equal(c[p]?.grpc?.port, port, `${where}: ${p} is a native grpc probe on the client port`);
+    }
+  }
+  // Every file flag points into a mounted volume.
+  for (const [flag, value] of f) {
+    if (!/-(file|cert|key|ca)$/.test(flag) || !value) continue;
+    t.check((c.volumeMounts ?? []).some((m) => value.startsWith(m.mountPath + "/")), `${where}: --${flag}=${value} is inside a mounted volume`);
   }
   t.equal(sts.spec.podManagementPolicy, "Parallel", `${where}: podManagementPolicy`);
   t.equal(f.get("memory-limit"), "auto", `${where}: --memory-limit=auto`);

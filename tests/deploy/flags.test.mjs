@@ -59,7 +59,7 @@ function accepts(bin, args, where) {
   return null;
 }
 
-for (const [name, args] of [["defaults", []], ["production.yaml", ["-f", join(valuesDir, "production.yaml")]], ["custom.yaml", ["-f", join(valuesDir, "custom.yaml")]]]) {
+for (const [name, args] of [["defaults", []], ...["production.yaml", "custom.yaml", "tls.yaml"].map((f) => [f, ["-f", join(valuesDir, f)]])]) {
   const objs = render(args);
   for (const w of objs.filter((o) => o.kind === "StatefulSet" || o.kind === "Deployment")) {
     const c = w.spec.template.spec.containers[0];
@@ -101,7 +101,14 @@ async function startEdge(name, objs) {
         const rules = cm ? cm.data : { "rules.yaml": readFileSync(join(chartDir, "files/rules/default.yaml"), "utf8") };
         for (const it of v.configMap.items) writeFileSync(join(local, it.path), rules[it.key]);
       }
-      if (v.secret) {
+      if (v.secret && !v.secret.items) {
+        // A whole TLS Secret (tls.crt, tls.key, ca.crt): a throwaway
+        // self-signed certificate stands in for the user's.
+        const r = spawnSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+          "-keyout", join(local, "tls.key"), "-out", join(local, "tls.crt"), "-subj", "/CN=sessiongrid-flags-test", "-days", "1"], { encoding: "utf8" });
+        t.check(r.status === 0, `${name}: openssl made a stand-in certificate: ${r.stderr.trim().slice(-200)}`);
+        writeFileSync(join(local, "ca.crt"), readFileSync(join(local, "tls.crt")));
+      } else if (v.secret) {
         const sec = objs.find((o) => o.kind === "Secret" && o.metadata.name === v.secret.secretName);
         // existingSecret: the user's Secret; any key stands in for it.
         const keys = sec ? Buffer.from(sec.data.keys, "base64") : "stand-in-key-0123456789";

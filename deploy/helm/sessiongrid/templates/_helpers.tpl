@@ -126,6 +126,18 @@ Call with (dict "ctx" $ "component" "server" "mode" "soft" "extra" {}). */}}
 {{- if and .Values.edge.autoscaling.enabled (gt (int .Values.edge.autoscaling.minReplicas) (int .Values.edge.autoscaling.maxReplicas)) -}}
 {{- fail "edge.autoscaling.minReplicas must not exceed edge.autoscaling.maxReplicas" -}}
 {{- end -}}
+{{- if and .Values.tls.enabled (not .Values.tls.existingSecret) -}}
+{{- fail "tls.enabled needs tls.existingSecret: a Secret with tls.crt, tls.key and ca.crt" -}}
+{{- end -}}
+{{- if and .Values.tls.clientAuth (not .Values.tls.enabled) -}}
+{{- fail "tls.clientAuth needs tls.enabled=true" -}}
+{{- end -}}
+{{- if and .Values.tls.enabled (not .Values.server.metrics.enabled) -}}
+{{- fail "tls.enabled needs server.metrics.enabled=true: the server probes use /readyz and /healthz on the metrics port" -}}
+{{- end -}}
+{{- if and .Values.peerTls.enabled (not .Values.peerTls.existingSecret) -}}
+{{- fail "peerTls.enabled needs peerTls.existingSecret: a Secret with tls.crt, tls.key and ca.crt" -}}
+{{- end -}}
 {{- $secure := eq (include "sessiongrid.edge.cookieSecure" .) "true" -}}
 {{- if and (eq .Values.edge.cookie.sameSite "none") (not $secure) -}}
 {{- fail "edge.cookie.sameSite=none needs a Secure cookie: edge.cookie.secure=true, or edge.production=true with edge.cookie.secure unset" -}}
@@ -183,4 +195,71 @@ per render and shared by the Secret and the Deployment's checksum. */}}
 {{- end -}}
 {{- $c._resolvedKeys -}}
 {{- end -}}
+{{- end -}}
+
+{{/* The Secrets a server pod mounts (TLS, peer TLS, tokens), read-only
+and whole (no subPath), so a renewed certificate reaches the running
+process, which re-reads it. */}}
+{{- define "sessiongrid.server.secretMounts" -}}
+{{- if .Values.tls.enabled }}
+- name: tls
+  mountPath: /etc/sessiongrid/tls
+  readOnly: true
+{{- end }}
+{{- if .Values.peerTls.enabled }}
+- name: peer-tls
+  mountPath: /etc/sessiongrid/peer-tls
+  readOnly: true
+{{- end }}
+{{- if .Values.auth.adminTokenSecret }}
+- name: admin-token
+  mountPath: /etc/sessiongrid/admin-token
+  readOnly: true
+{{- end }}
+{{- if .Values.auth.peerTokenSecret }}
+- name: peer-token
+  mountPath: /etc/sessiongrid/peer-token
+  readOnly: true
+{{- end }}
+{{- end -}}
+
+{{- define "sessiongrid.server.secretVolumes" -}}
+{{- if .Values.tls.enabled }}
+- name: tls
+  secret:
+    secretName: {{ .Values.tls.existingSecret }}
+    defaultMode: 288 # 0440: the owner and the fsGroup
+{{- end }}
+{{- if .Values.peerTls.enabled }}
+- name: peer-tls
+  secret:
+    secretName: {{ .Values.peerTls.existingSecret }}
+    defaultMode: 288 # 0440: the owner and the fsGroup
+{{- end }}
+{{- if .Values.auth.adminTokenSecret }}
+- name: admin-token
+  secret:
+    secretName: {{ .Values.auth.adminTokenSecret }}
+    defaultMode: 288 # 0440: the owner and the fsGroup
+{{- end }}
+{{- if .Values.auth.peerTokenSecret }}
+- name: peer-token
+  secret:
+    secretName: {{ .Values.auth.peerTokenSecret }}
+    defaultMode: 288 # 0440: the owner and the fsGroup
+{{- end }}
+{{- end -}}
+
+{{/* The flags a client of the session service (edge, helm test) needs to
+reach it over TLS; PREFIX is the flags' prefix ("session-service-tls-" for
+the edge, "tls-" for sessiongridctl). */}}
+{{- define "sessiongrid.clientTlsArgs" -}}
+{{- $v := .ctx.Values -}}
+{{- if $v.tls.enabled }}
+- --{{ .prefix }}ca=/etc/sessiongrid/tls/ca.crt
+{{- if $v.tls.clientAuth }}
+- --{{ .prefix }}cert=/etc/sessiongrid/tls/tls.crt
+- --{{ .prefix }}key=/etc/sessiongrid/tls/tls.key
+{{- end }}
+{{- end }}
 {{- end -}}
