@@ -64,6 +64,11 @@ Usage: sessiongrid-bench [flags]   (--flag=value or --flag value)
                     (none: anonymous)
   --ids-out FILE    writes the preloaded sessions' ids to FILE, one per line
                     (for tools that drive the same sessions through an edge)
+  --ids-in FILE     no preload: get/update/touch/mix pick from the ids in FILE
+                    (one per line, e.g. an earlier --ids-out)
+  --distinct-data   every preloaded or created session gets random data of
+                    its own (the default shares one payload, which
+                    compresses on disk)
   --timeout D       deadline of one call (5s)
   --seed N          seed for key choice and payload (1)
   --batch N         0: one unary RPC per call; N > 0: calls go through the
@@ -94,6 +99,8 @@ struct Config {
   int keys = 10000;
   std::string principal_prefix;
   std::string ids_out;
+  std::string ids_in;
+  bool distinct_data = false;
   absl::Duration timeout = absl::Seconds(5);
   uint64_t seed = 1;
   int batch = 0;
@@ -127,6 +134,10 @@ absl::StatusOr<std::optional<Config>> ParseArgs(int argc, char** argv) {
     }
     if (arg.rfind("--", 0) != 0) {
       return absl::InvalidArgumentError(absl::StrCat("unexpected ", arg));
+    }
+    if (arg == "--distinct-data") {  // the one flag without a value
+      c.distinct_data = true;
+      continue;
     }
     std::string value;
     const size_t eq = arg.find('=');
@@ -172,6 +183,12 @@ absl::StatusOr<std::optional<Config>> ParseArgs(int argc, char** argv) {
     } else if (name == "ids-out") {
       c.ids_out = value;
       ok = !value.empty();
+    } else if (name == "ids-in") {
+      c.ids_in = value;
+      ok = !value.empty();
+    } else if (name == "distinct-data") {
+      ok = value == "true" || value == "false";
+      c.distinct_data = value == "true";
     } else if (name == "timeout") {
       ok = absl::ParseDuration(value, &c.timeout) &&
            c.timeout > absl::ZeroDuration();
@@ -209,11 +226,29 @@ std::string MakePayload(int size, uint64_t seed) {
   return out;
 }
 
+// Session i's own random data (6 bits of a 64-bit draw per character: as
+// incompressible as session data gets, and cheap for millions of sessions).
+std::string DistinctPayload(int size, uint64_t seed, int i) {
+  static constexpr char kAlphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  std::mt19937_64 rng(seed * 1'000'003 + static_cast<uint64_t>(i));
+  std::string out(static_cast<size_t>(size), 'x');
+  uint64_t bits = 0;
+  for (int k = 0; k < size; ++k) {
+    if (k % 10 == 0) bits = rng();
+    out[static_cast<size_t>(k)] = kAlphabet[bits & 63];
+    bits >>= 6;
+  }
+  return out;
+}
+
 // Creates `keys` sessions with `concurrency` async chains; returns their ids.
-// With a `principal_prefix`, session i is logged in as <prefix><i>.
+// With a `principal_prefix`, session i is logged in as <prefix><i>; with
+// `distinct_data` each gets DistinctPayload, else all share `payload`.
 absl::StatusOr<std::vector<std::string>> Preload(
     const client::Client& client, int keys, int concurrency,
-    const std::string& payload, const std::string& principal_prefix) {
+    const std::string& payload, const std::string& principal_prefix,
+    bool distinct_data, uint64_t seed) {
   std::vector<std::string> ids(static_cast<size_t>(keys));
   std::atomic<int> next{0};
   absl::Mutex mu;
@@ -227,8 +262,13 @@ absl::StatusOr<std::vector<std::string>> Preload(
       done.DecrementCount();
       return;
     }
+    if (i > 0 && i % 1'000'000 == 0) {
+      std::cerr << "preload: " << i << " of " << keys << " sessions\n";
+    }
     v1::CreateRequest req;
-    req.set_data(payload);
+    req.set_data(distinct_data
+                     ? DistinctPayload(static_cast<int>(payload.size()), seed, i)
+                     : payload);
     if (!principal_prefix.empty()) {
       req.set_principal(absl::StrCat(principal_prefix, i));
     }
@@ -366,6 +406,14 @@ class Runner final {
     return sample;
   }
 
+  // With --distinct-data each create carries data of its own.
+  void FreshData(Slot& slot) {
+    if (!config_.distinct_data) return;
+    slot.create_req.set_data(DistinctPayload(
+        config_.value_size, config_.seed + 1,
+        created_.fetch_add(1, std::memory_order_relaxed)));
+  }
+
   Op PickOp(Slot& slot) const {
     if (config_.op != Op::kMix) return config_.op;
     const uint64_t roll = slot.rng() % 100;
@@ -393,6 +441,7 @@ class Runner final {
     slot.started = SteadyClock::now();
     switch (PickOp(slot)) {
       case Op::kCreate:
+        FreshData(slot);
         slot.stub->async()->Create(ctx, &slot.create_req, &slot.create_resp,
                                    std::move(done));
         break;
@@ -427,6 +476,7 @@ class Runner final {
                                       std::string(result.status().message())));
     };
     if (config_.op == Op::kCreate) {
+      FreshData(slot);
       batcher_->Create(slot.create_req, std::move(done));
     } else {
       slot.get_req.set_id(RandomId(slot));
@@ -469,6 +519,7 @@ class Runner final {
   SteadyClock::time_point measure_start_;
   SteadyClock::time_point end_;
   absl::BlockingCounter* stopped_ = nullptr;
+  std::atomic<int> created_{0};  // --distinct-data: the next create's index
 };
 
 int Fail(const absl::Status& status) {
@@ -496,10 +547,19 @@ int Main(int argc, char** argv) {
 
   const std::string payload = MakePayload(config.value_size, config.seed);
   std::vector<std::string> ids;
-  if (config.op != Op::kCreate) {
+  if (config.op != Op::kCreate && !config.ids_in.empty()) {
+    std::ifstream in(config.ids_in);
+    for (std::string id; std::getline(in, id);) {
+      if (!id.empty()) ids.push_back(std::move(id));
+    }
+    if (ids.empty()) {
+      return Fail(absl::InvalidArgumentError(
+          absl::StrCat("--ids-in: no ids in ", config.ids_in)));
+    }
+  } else if (config.op != Op::kCreate) {
     absl::StatusOr<std::vector<std::string>> loaded =
         Preload(**client, config.keys, config.concurrency, payload,
-                config.principal_prefix);
+                config.principal_prefix, config.distinct_data, config.seed);
     if (!loaded.ok()) return Fail(loaded.status());
     ids = *std::move(loaded);
     if (!config.ids_out.empty()) {
