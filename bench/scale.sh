@@ -120,6 +120,7 @@ say "one node, --memory-limit=$MEMORY_LIMIT, $VALUE_SIZE-byte sessions, sizes: $
 REPORT=$TMP/report.tsv
 printf 'target\tsessions\tget_ids\tget_ops\tget_p99_ms\tget_server_us\tcreate_ops\tcreate_p99_ms\trss_mib\tdisk_bytes_per_session\treopen_ms\tevictions\tredis_keys\tredis_used_mib\tredis_rss_mib\n' >"$REPORT"
 redis_keys=0
+redis_bytes_per_key=$((VALUE_SIZE + 90))
 redis_note=""
 for size in $SIZES; do
   have=$(live_sessions)
@@ -156,7 +157,9 @@ for size in $SIZES; do
   say "$size: $sessions live sessions, RSS $rss MiB, $((disk / sessions)) B on disk each, reopened in $reopen ms, $evictions evicted meanwhile"
 
   # Redis with as many values, while it fits.
-  want_mib=$(((size * (VALUE_SIZE + 90)) >> 20))
+  # Its size there: bytes per key as measured at the last size (a guess
+  # before the first).
+  want_mib=$(((size * redis_bytes_per_key) >> 20))
   if ((want_mib <= REDIS_MAX_MIB)); then
     if ((size > redis_keys)); then
       say "$size: Redis: loading $((size - redis_keys)) values ..."
