@@ -128,6 +128,10 @@ function checkServer(objects, sts, t) {
     for (const p of ["startupProbe", "readinessProbe", "livenessProbe"]) {
       t.equal(c[p]?.grpc?.port, port, `${where}: ${p} is a native grpc probe on the client port`);
     }
+    // Readiness follows whether the node can coordinate; liveness must not,
+    // or a node that lost its peers would be restarted for it.
+    t.equal(c.readinessProbe?.grpc?.service ?? "", "", `${where}: readiness asks the overall health`);
+    t.equal(c.livenessProbe?.grpc?.service, "sessiongrid.v1.AdminService", `${where}: liveness asks the admin service`);
   }
   // Every file flag points into a mounted volume.
   for (const [flag, value] of f) {
