@@ -86,11 +86,11 @@ stop_server() {
 }
 STARTS=0
 start_server
-stat() {  # stat FIELD: a NodeStats counter of the node
+node_stat() {  # node_stat FIELD: a NodeStats counter of the node
   "$CTL" --server "127.0.0.1:$PORT" stats |
     python3 -c 'import json, sys; print(int(json.load(sys.stdin)["stats"].get(sys.argv[1], 0)))' "$1"
 }
-live_sessions() { stat sessions; }
+live_sessions() { node_stat sessions; }
 
 # --- Redis: memory only, so no persistence -----------------------------------
 REDIS_PORT=$(free_port)
@@ -149,7 +149,7 @@ for size in $SIZES; do
   done
   sessions=$(live_sessions)
   rss=$(($(rss_kib "$SERVER_PID") / 1024))
-  evictions=$(stat evictions)  # during this size's load and runs (counters restart with the node)
+  evictions=$(node_stat evictions)  # during this size's load and runs (counters restart with the node)
   stop_server
   disk=$(du -sb "$TMP/data" | cut -f1)
   start_server
