@@ -14,10 +14,12 @@ namespace sg::edge {
 class GrpcSessionBackend final : public SessionBackend {
  public:
   // Calls use the client's async surface, so each gets the client's
-  // deadline and no retry (the edge's budget per request is one deadline;
-  // the circuit breaker handles a dead service). With a `batcher`, Get and
-  // Create go through it: concurrent calls from many requests share
-  // BatchGet/BatchCreate RPCs (alone under light load).
+  // deadline and its retries of UNAVAILABLE (the circuit breaker handles a
+  // dead service). A call that ends CANCELLED was dropped unrun by a server
+  // shutting down (see grpc_backend.cc) and is sent again, up to the
+  // client's max_attempts in all, while the first attempt's deadline lasts.
+  // With a `batcher`, Get and Create go through it: concurrent calls from
+  // many requests share BatchGet/BatchCreate RPCs (alone under light load).
   explicit GrpcSessionBackend(const client::Client* client,
                               client::SessionBatcher* batcher = nullptr)
       : client_(client), batcher_(batcher) {}
@@ -34,6 +36,10 @@ class GrpcSessionBackend final : public SessionBackend {
                   Callback<sessiongrid::v1::RegenerateResponse> done) override;
 
  private:
+  // Sends `request` with `send(request, callback)`, again after a drop.
+  template <typename Req, typename Resp, typename SendFn>
+  void Send(Req request, Callback<Resp> done, SendFn send) const;
+
   const client::Client* const client_;
   client::SessionBatcher* const batcher_;
 };

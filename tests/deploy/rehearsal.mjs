@@ -59,6 +59,9 @@ for (const [k, v] of Object.entries(bins)) {
   }
 }
 const USERS = Number(process.env.SG_REHEARSAL_USERS ?? 8);
+// SG_REHEARSAL_SERVER_ROUNDS=N repeats the servers' rolling restart N times
+// (to hunt a rare failure; the run's own deadline grows with it).
+const serverRounds = Math.max(1, Number(process.env.SG_REHEARSAL_SERVER_ROUNDS ?? 1));
 const ENDPOINT_DELAY_MS = 1000; // endpoint removal reaching kube-proxy/DNS
 const work = mkdtempSync(join(tmpdir(), "sg-rehearsal-"));
 const events = [];
@@ -72,10 +75,10 @@ process.on("exit", cleanup);
 // Our own deadline, below ctest's TIMEOUT (480 s), so that we, not a kill
 // from outside, stop the processes we started.
 setTimeout(() => {
-  console.log("FAIL deploy.rehearsal: did not finish within 420 s");
+  console.log(`FAIL deploy.rehearsal: did not finish within ${420 + 120 * (serverRounds - 1)} s`);
   for (const e of events.slice(-40)) console.log(e);
   process.exit(1);
-}, 420_000).unref();
+}, (420 + 120 * (serverRounds - 1)) * 1000).unref();
 process.on("SIGINT", () => process.exit(130));
 process.on("SIGTERM", () => process.exit(143));
 
@@ -513,6 +516,7 @@ const serverPhase = async (fn) => {
 
 // --- 2. servers: rolling restart -----------------------------------------------
 if (replication) await serverPhase(async () => {
+  for (let round = 0; round < serverRounds; round++)
   for (let i = serverReplicas - 1; i >= 0; i--) {
     const old = pods.find((p) => p.kind === "server" && p.ordinal === i && !p.exit && !p.terminating);
     t.check(ready("server").length - 1 >= pdbServer.spec.minAvailable,
@@ -596,20 +600,21 @@ function finish() {
   const byKind = {};
   for (const f of stats.failures) byKind[f.kind] = (byKind[f.kind] ?? 0) + 1;
   const inServerPhase = (f) => serverPhases.some(([a, b]) => f.at >= a && f.at <= (b ?? Infinity));
-  // KNOWN GAP (issue 8): now and then one read runs without its session
-  // (the edge's Get got UNAVAILABLE) at the moment a server closes its
-  // listener or while the machine stalls past the edge's session deadline:
-  // 1 in 3 of 7 runs here. Up to KNOWN_GAP_READS such reads during server
-  // replacement are reported, not failed; nothing is written or lost by
-  // them (lost sessions, counter repeats and failed writes stay strict).
-  // SG_REHEARSAL_STRICT=1 fails them too.
+  // Strict by default. What was the known gap (issue 8: now and then one
+  // read without its session while a server was replaced) was gRPC
+  // answering CANCELLED to calls that reached a server as its shutdown
+  // began (grpc/grpc#41785), which the client did not retry; the edge now
+  // sends them again (edge/grpc_backend.cc), and the same drop had also
+  // lost writes. SG_REHEARSAL_STRICT=0 still tolerates up to
+  // KNOWN_GAP_READS such reads during server replacement (e.g. on a
+  // machine that stalls past the edge's session deadline).
   const KNOWN_GAP_READS = 2;
   const knownGap = stats.failures.filter((f) => f.read && inServerPhase(f)).length;
-  const tolerated = process.env.SG_REHEARSAL_STRICT === "1" ? 0 : Math.min(knownGap, KNOWN_GAP_READS);
+  const tolerated = process.env.SG_REHEARSAL_STRICT === "0" ? Math.min(knownGap, KNOWN_GAP_READS) : 0;
   if (tolerated) {
-    console.log(`KNOWN GAP: ${tolerated} read(s) ran without the session service while a server was replaced (tolerated up to ${KNOWN_GAP_READS}; SG_REHEARSAL_STRICT=1 fails them)`);
+    console.log(`TOLERATED: ${tolerated} read(s) ran without the session service while a server was replaced (SG_REHEARSAL_STRICT=0 tolerates up to ${KNOWN_GAP_READS})`);
   }
-  t.equal(stats.failed - tolerated, 0, `failed requests (by kind ${JSON.stringify(byKind)}; ${stats.failures.filter(inServerPhase).length} while a server was stopped or replaced; ${tolerated} tolerated as the known gap)`);
+  t.equal(stats.failed - tolerated, 0, `failed requests (by kind ${JSON.stringify(byKind)}; ${stats.failures.filter(inServerPhase).length} while a server was stopped or replaced; ${tolerated} tolerated by SG_REHEARSAL_STRICT=0)`);
   t.equal(stats.lost, 0, "lost sessions");
   // One user's requests are sequential, and with the chart's quorums
   // (R + W > N) each reads what the last one stored: the counter the app
