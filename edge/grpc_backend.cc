@@ -44,6 +44,19 @@ void SendResendingDropped(std::shared_ptr<const Req> request, int attempts_left,
   });
 }
 
+// The batcher answers a bare Session; the backend's callers want the
+// response that wraps it (GetResponse, CreateResponse).
+template <typename Resp>
+client::SessionBatcher::SessionCallback AsResponse(
+    SessionBackend::Callback<Resp> done) {
+  return [done = std::move(done)](absl::StatusOr<v1::Session> s) {
+    if (!s.ok()) return done(s.status());
+    Resp resp;
+    *resp.mutable_session() = std::move(*s);
+    done(std::move(resp));
+  };
+}
+
 }  // namespace
 
 template <typename Req, typename Resp, typename SendFn>
@@ -61,13 +74,7 @@ void GrpcSessionBackend::Get(v1::GetRequest request,
     Send<v1::GetRequest, v1::GetResponse>(
         std::move(request), std::move(done),
         [batcher = batcher_](v1::GetRequest req, Callback<v1::GetResponse> cb) {
-          batcher->Get(std::move(req),
-                       [cb = std::move(cb)](absl::StatusOr<v1::Session> s) {
-                         if (!s.ok()) return cb(s.status());
-                         v1::GetResponse resp;
-                         *resp.mutable_session() = std::move(*s);
-                         cb(std::move(resp));
-                       });
+          batcher->Get(std::move(req), AsResponse(std::move(cb)));
         });
     return;
   }
@@ -85,13 +92,7 @@ void GrpcSessionBackend::Create(v1::CreateRequest request,
         std::move(request), std::move(done),
         [batcher = batcher_](v1::CreateRequest req,
                              Callback<v1::CreateResponse> cb) {
-          batcher->Create(std::move(req),
-                          [cb = std::move(cb)](absl::StatusOr<v1::Session> s) {
-                            if (!s.ok()) return cb(s.status());
-                            v1::CreateResponse resp;
-                            *resp.mutable_session() = std::move(*s);
-                            cb(std::move(resp));
-                          });
+          batcher->Create(std::move(req), AsResponse(std::move(cb)));
         });
     return;
   }
