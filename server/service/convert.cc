@@ -22,6 +22,11 @@ void ToProto(absl::Duration d, google::protobuf::Duration* out) {
   out->set_nanos(static_cast<int32_t>(nanos % 1'000'000'000));
 }
 
+void ToProto(const absl::Status& status, sessiongrid::v1::EntryStatus* out) {
+  out->set_code(static_cast<int32_t>(status.code()));
+  out->set_message(std::string(status.message()));
+}
+
 void ToProto(const store::Hlc& version, sessiongrid::v1::Version* out) {
   out->set_wall_millis(version.wall_millis);
   out->set_logical(version.logical);

@@ -23,6 +23,8 @@ void ToProto(store::SessionRecord&& record, sessiongrid::v1::Session* out);
 void ToProto(const store::Hlc& version, sessiongrid::v1::Version* out);
 void ToProto(absl::Time t, google::protobuf::Timestamp* out);
 void ToProto(absl::Duration d, google::protobuf::Duration* out);
+// A batch entry's or a stream call's own outcome.
+void ToProto(const absl::Status& status, sessiongrid::v1::EntryStatus* out);
 
 store::Hlc FromProto(const sessiongrid::v1::Version& version);
 

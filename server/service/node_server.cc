@@ -359,6 +359,7 @@ absl::Status NodeServer::Drain() {
   LogInfo("drain: stop accepting, finishing in-flight calls",
           {{"timeout", absl::FormatDuration(timeout)}});
   absl::Time start = absl::Now();
+  impl_->session_service->CloseStreams();
   impl_->server->Shutdown(absl::ToChronoTime(absl::Now() + timeout));
   impl_->server->Wait();
   LogInfo("drain: calls finished",

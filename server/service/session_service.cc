@@ -4,9 +4,10 @@
 #include <memory>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
 #include "common/status_macros.h"
 #include "server/service/convert.h"
+#include "server/service/session_calls.h"
+#include "server/service/session_stream.h"
 
 namespace sg::service {
 namespace v1 = ::sessiongrid::v1;
@@ -32,34 +33,11 @@ grpc::ServerUnaryReactor* RefuseUnlessAdmin(grpc::CallbackServerContext* ctx,
   return reactor;
 }
 
-absl::Status ValidatePrincipal(const std::string& principal) {
-  if (principal.size() > store::kMaxPrincipalBytes) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("principal is ", principal.size(), " bytes; the limit is ",
-                     store::kMaxPrincipalBytes));
-  }
-  // Principals end up in HTTP headers (the edge's X-Session-Principal):
-  // a CR, LF or NUL in one would be header injection.
-  for (size_t i = 0; i < principal.size(); ++i) {
-    const unsigned char c = static_cast<unsigned char>(principal[i]);
-    if (c < 0x20 || c == 0x7f) {
-      return absl::InvalidArgumentError(absl::StrFormat(
-          "principal has control character 0x%02x at byte %d", c, i));
-    }
-  }
-  return absl::OkStatus();
-}
-
 absl::Status CheckPrincipalArgument(const std::string& principal) {
   if (principal.empty()) {
     return absl::InvalidArgumentError("principal must not be empty");
   }
   return ValidatePrincipal(principal);
-}
-
-void ToProto(const absl::Status& status, v1::EntryStatus* out) {
-  out->set_code(static_cast<int32_t>(status.code()));
-  out->set_message(std::string(status.message()));
 }
 
 absl::Status CheckBatchSize(int entries) {
@@ -71,41 +49,14 @@ absl::Status CheckBatchSize(int entries) {
   return absl::OkStatus();
 }
 
-// Validation of each request, separate from the call so that a bad request
-// costs no backend work. Each returns the params the backend takes.
-absl::StatusOr<store::CreateParams> CreateParamsOf(const v1::CreateRequest& req,
-                                                   bool allow_client_ids) {
-  SG_RETURN_IF_ERROR(ValidatePrincipal(req.principal()));
-  SG_ASSIGN_OR_RETURN(auto ttl, OptionalTtl(req.has_ttl(), req.ttl()));
-  if (!req.id().empty()) {
-    if (!allow_client_ids) {
-      return absl::PermissionDeniedError(
-          "CreateRequest.id is refused: this server mints every id (start it "
-          "with --allow-client-ids to let trusted clients choose them)");
-    }
-    SG_RETURN_IF_ERROR(store::ValidateSessionId(req.id()));
-  }
-  return store::CreateParams{req.data(), req.principal(), ttl, req.id()};
+// A SessionCalls answer as the unary call's end.
+SessionCalls::Done FinishOnDone(grpc::ServerUnaryReactor* reactor) {
+  return [reactor](absl::Status status) {
+    reactor->Finish(ToGrpcStatus(status));
+  };
 }
 
-absl::StatusOr<store::UpdateParams> UpdateParamsOf(
-    const v1::UpdateRequest& req) {
-  SG_RETURN_IF_ERROR(store::ValidateSessionId(req.id()));
-  store::UpdateParams params;
-  if (req.has_data()) params.data = req.data();
-  if (req.has_principal()) {
-    SG_RETURN_IF_ERROR(ValidatePrincipal(req.principal()));
-    params.principal = req.principal();
-  }
-  if (req.has_expected_version()) {
-    params.expected_version = FromProto(req.expected_version());
-  }
-  SG_ASSIGN_OR_RETURN(params.ttl, OptionalTtl(req.has_ttl(), req.ttl()));
-  return params;
-}
-
-// Runs `call` unless `valid` failed; `call` gets a reply that finishes the
-// reactor with `fill(value)`'s outcome.
+// A backend reply that finishes the reactor with `fill(value)`'s outcome.
 template <typename T, typename Fill>
 store::Reply<T> FinishWith(grpc::ServerUnaryReactor* reactor, Fill fill) {
   return [reactor, fill = std::move(fill)](absl::StatusOr<T> result) mutable {
@@ -120,85 +71,44 @@ store::Reply<T> FinishWith(grpc::ServerUnaryReactor* reactor, Fill fill) {
 
 }  // namespace
 
+// The unary forms of the calls the stream also carries.
 grpc::ServerUnaryReactor* SessionServiceImpl::Create(
     grpc::CallbackServerContext* ctx, const v1::CreateRequest* request,
     v1::CreateResponse* response) {
-  auto params = CreateParamsOf(*request, allow_client_ids_);
-  if (!params.ok()) return Finish(ctx, params.status());
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  backend_->Create(std::move(*params),
-                   FinishWith<store::SessionRecord>(
-                       reactor, [response](store::SessionRecord record) {
-                         ToProto(std::move(record),
-                                 response->mutable_session());
-                       }));
+  calls_.Create(*request, response, FinishOnDone(reactor));
   return reactor;
 }
 
 grpc::ServerUnaryReactor* SessionServiceImpl::Get(
     grpc::CallbackServerContext* ctx, const v1::GetRequest* request,
     v1::GetResponse* response) {
-  if (absl::Status s = store::ValidateSessionId(request->id()); !s.ok()) {
-    return Finish(ctx, s);
-  }
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  backend_->Get(request->id(), request->touch(),
-                FinishWith<store::SessionRecord>(
-                    reactor, [response](store::SessionRecord record) {
-                      ToProto(std::move(record), response->mutable_session());
-                    }));
+  calls_.Get(*request, response, FinishOnDone(reactor));
   return reactor;
 }
 
 grpc::ServerUnaryReactor* SessionServiceImpl::Touch(
     grpc::CallbackServerContext* ctx, const v1::TouchRequest* request,
     v1::TouchResponse* response) {
-  if (absl::Status s = store::ValidateSessionId(request->id()); !s.ok()) {
-    return Finish(ctx, s);
-  }
-  auto ttl = OptionalTtl(request->has_ttl(), request->ttl());
-  if (!ttl.ok()) return Finish(ctx, ttl.status());
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  backend_->Touch(request->id(), *ttl,
-                  FinishWith<store::SessionRecord>(
-                      reactor, [response](store::SessionRecord record) {
-                        ToProto(record.expire_time,
-                                response->mutable_expire_time());
-                        ToProto(record.version, response->mutable_version());
-                      }));
+  calls_.Touch(*request, response, FinishOnDone(reactor));
   return reactor;
 }
 
 grpc::ServerUnaryReactor* SessionServiceImpl::Update(
     grpc::CallbackServerContext* ctx, const v1::UpdateRequest* request,
     v1::UpdateResponse* response) {
-  auto params = UpdateParamsOf(*request);
-  if (!params.ok()) return Finish(ctx, params.status());
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  backend_->Update(request->id(), std::move(*params),
-                   FinishWith<store::SessionRecord>(
-                       reactor, [response](store::SessionRecord record) {
-                         ToProto(std::move(record),
-                                 response->mutable_session());
-                       }));
+  calls_.Update(*request, response, FinishOnDone(reactor));
   return reactor;
 }
 
 grpc::ServerUnaryReactor* SessionServiceImpl::Delete(
     grpc::CallbackServerContext* ctx, const v1::DeleteRequest* request,
     v1::DeleteResponse* response) {
-  if (absl::Status s = store::ValidateSessionId(request->id()); !s.ok()) {
-    return Finish(ctx, s);
-  }
-  std::optional<store::Hlc> expected;
-  if (request->has_expected_version()) {
-    expected = FromProto(request->expected_version());
-  }
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  backend_->Delete(request->id(), expected,
-                   FinishWith<bool>(reactor, [response](bool deleted) {
-                     response->set_deleted(deleted);
-                   }));
+  calls_.Delete(*request, response, FinishOnDone(reactor));
   return reactor;
 }
 
@@ -216,7 +126,7 @@ grpc::ServerUnaryReactor* SessionServiceImpl::Regenerate(
     principal = request->principal();
   }
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  backend_->Regenerate(
+  calls_.backend()->Regenerate(
       request->id(), std::move(principal),
       FinishWith<store::SessionRecord>(
           reactor, [request, response](store::SessionRecord record) {
@@ -241,7 +151,7 @@ grpc::ServerUnaryReactor* SessionServiceImpl::ListByPrincipal(
                         ? kMaxListLimit
                         : std::min(request->limit(), kMaxListLimit);
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  backend_->ListByPrincipal(
+  calls_.backend()->ListByPrincipal(
       request->principal(), static_cast<size_t>(limit),
       FinishWith<std::vector<store::SessionRecord>>(
           reactor, [response](std::vector<store::SessionRecord> records) {
@@ -261,7 +171,7 @@ grpc::ServerUnaryReactor* SessionServiceImpl::DeleteByPrincipal(
     return Finish(ctx, s);
   }
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  backend_->DeleteByPrincipal(
+  calls_.backend()->DeleteByPrincipal(
       request->principal(),
       FinishWith<int64_t>(reactor, [response](int64_t deleted) {
         response->set_deleted_count(deleted);
@@ -292,7 +202,7 @@ grpc::ServerUnaryReactor* SessionServiceImpl::ListSessions(
   const int page_size =
       request->page_size() == 0 ? kDefaultPageSize : request->page_size();
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  backend_->ListSessions(
+  calls_.backend()->ListSessions(
       request->page_token(), static_cast<size_t>(page_size),
       request->include_data(),
       FinishWith<store::SessionPage>(
@@ -340,7 +250,7 @@ grpc::ServerUnaryReactor* SessionServiceImpl::BatchGet(
       countdown->One();
       continue;
     }
-    backend_->Get(get.id(), get.touch(),
+    calls_.backend()->Get(get.id(), get.touch(),
                   [result, countdown](absl::StatusOr<store::SessionRecord> r) {
                     ToProto(r.status(), result->mutable_status());
                     if (r.ok()) {
@@ -366,13 +276,13 @@ grpc::ServerUnaryReactor* SessionServiceImpl::BatchCreate(
   auto* countdown = new BatchCountdown{reactor, n};
   for (int i = 0; i < n; ++i) {
     v1::CreateResult* result = response->mutable_results(i);
-    auto params = CreateParamsOf(request->requests(i), allow_client_ids_);
+    auto params = CreateParamsOf(request->requests(i), calls_.allow_client_ids());
     if (!params.ok()) {
       ToProto(params.status(), result->mutable_status());
       countdown->One();
       continue;
     }
-    backend_->Create(
+    calls_.backend()->Create(
         std::move(*params),
         [result, countdown](absl::StatusOr<store::SessionRecord> r) {
           ToProto(r.status(), result->mutable_status());

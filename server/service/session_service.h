@@ -2,6 +2,8 @@
 #pragma once
 
 #include "common/bearer_token.h"
+#include "server/service/session_calls.h"
+#include "server/service/session_stream.h"
 #include "server/store/session_backend.h"
 #include "sessiongrid/v1/session.grpc.pb.h"
 
@@ -15,8 +17,11 @@ class SessionServiceImpl final
     : public sessiongrid::v1::SessionService::CallbackService {
  public:
   // `allow_client_ids`: honour CreateRequest.id (--allow-client-ids).
-  SessionServiceImpl(store::SessionBackend* backend, bool allow_client_ids)
-      : backend_(backend), allow_client_ids_(allow_client_ids) {}
+  // `stream_max_in_flight`: calls one Stream holds at once.
+  SessionServiceImpl(store::SessionBackend* backend, bool allow_client_ids,
+                     int stream_max_in_flight = kStreamMaxInFlight)
+      : calls_(backend, allow_client_ids),
+        streams_(&calls_, stream_max_in_flight) {}
 
   grpc::ServerUnaryReactor* Create(
       grpc::CallbackServerContext* ctx,
@@ -64,6 +69,18 @@ class SessionServiceImpl final
       const sessiongrid::v1::BatchCreateRequest* request,
       sessiongrid::v1::BatchCreateResponse* response) override;
 
+  grpc::ServerBidiReactor<sessiongrid::v1::StreamRequest,
+                          sessiongrid::v1::StreamResponse>*
+  Stream(grpc::CallbackServerContext* ctx) override {
+    return streams_.Open(ctx);
+  }
+
+  // A drain, before the server's Shutdown: every stream stops reading,
+  // answers the calls it read and ends, so that its client sends the rest
+  // to another node instead of having them cut off.
+  void CloseStreams() { streams_.CloseAll(); }
+  int open_streams() const { return streams_.open(); }
+
   // Checks the admin token of the calls that list or log out a principal's
   // sessions (and ListSessions): an --admin-token-file. Null or off: open.
   // Set once, before serving; must outlive the service.
@@ -78,10 +95,12 @@ class SessionServiceImpl final
   // ListSessions pages: the size when page_size is 0, and the largest.
   static constexpr int kDefaultPageSize = 100;
   static constexpr int kMaxPageSize = 1000;
+  // A Stream stops reading at this many calls held (about 1 KiB each).
+  static constexpr int kStreamMaxInFlight = 1024;
 
  private:
-  store::SessionBackend* const backend_;
-  const bool allow_client_ids_;
+  const SessionCalls calls_;
+  SessionStreams streams_;
   const security::TokenGuard* admin_guard_ = nullptr;
 };
 
