@@ -37,6 +37,7 @@
 #include "absl/time/time.h"
 #include "latency_histogram.h"
 #include "sessiongrid/batcher.h"
+#include "sessiongrid/pipeline.h"
 #include "sessiongrid/client.h"
 
 namespace sg::bench {
@@ -71,16 +72,22 @@ Usage: sessiongrid-bench [flags]   (--flag=value or --flag value)
                     compresses on disk)
   --timeout D       deadline of one call (5s)
   --seed N          seed for key choice and payload (1)
-  --batch N         0: one unary RPC per call; N > 0: calls go through the
-                    client's SessionBatcher (BatchGet/BatchCreate), at most N
-                    per RPC (0). Only for --op=get and --op=create.
+  --mode M          the path each call takes (unary):
+                    unary: one RPC per call (the stubs' async surface);
+                    batch: the client's SessionBatcher (BatchGet/BatchCreate,
+                    at most --batch per RPC; only --op=get and create);
+                    stream: the client's SessionPipeline (calls multiplexed
+                    on --streams SessionService/Stream streams)
+  --batch N         entries per batch RPC with --mode=batch (128); N > 0
+                    alone also means --mode=batch
   --batch-in-flight N  batch RPCs outstanding at once with --batch (1)
+  --streams N       streams with --mode=stream (0 = --channels)
   --server-pid PID  also reports the CPU time process PID (the server, on
                     this machine) used in the measured window, per op
 
 Output, one line: {"op","concurrency","channels","duration_s","ops",
 "ops_per_sec","p50_us","p99_us","p999_us","errors","errors_by_code",
-"value_size","batch","client_cpu_us_per_op","server_cpu_us_per_op"} (the
+"value_size","mode","batch","client_cpu_us_per_op","server_cpu_us_per_op"} (the
 last is null without --server-pid; both are user + system time of every
 thread, in the measured window, divided by its ops). Only successful calls that started and ended inside
 the measured window count as ops; failed ones count as errors, by status
@@ -103,8 +110,10 @@ struct Config {
   bool distinct_data = false;
   absl::Duration timeout = absl::Seconds(5);
   uint64_t seed = 1;
+  std::string mode = "unary";
   int batch = 0;
   int batch_in_flight = 1;
+  int streams = 0;
   int server_pid = 0;
 };
 
@@ -199,6 +208,12 @@ absl::StatusOr<std::optional<Config>> ParseArgs(int argc, char** argv) {
            c.batch_in_flight >= 1 && c.batch_in_flight <= 64;
     } else if (name == "batch") {
       ok = absl::SimpleAtoi(value, &c.batch) && c.batch >= 0 && c.batch <= 1000;
+    } else if (name == "mode") {
+      c.mode = value;
+      ok = value == "unary" || value == "batch" || value == "stream";
+    } else if (name == "streams") {
+      ok = absl::SimpleAtoi(value, &c.streams) && c.streams >= 0 &&
+           c.streams <= 64;
     } else if (name == "seed") {
       ok = absl::SimpleAtoi(value, &c.seed);
     } else {
@@ -207,13 +222,18 @@ absl::StatusOr<std::optional<Config>> ParseArgs(int argc, char** argv) {
     }
     if (!ok) return bad();
   }
-  if (c.batch > 0 && c.op != Op::kGet && c.op != Op::kCreate) {
-    return absl::InvalidArgumentError("--batch works with --op=get or create");
+  if (c.batch > 0 && c.mode == "unary") c.mode = "batch";
+  if (c.mode == "batch" && c.batch == 0) c.batch = 128;
+  if (c.mode != "batch") c.batch = 0;
+  if (c.mode == "batch" && c.op != Op::kGet && c.op != Op::kCreate) {
+    return absl::InvalidArgumentError(
+        "--mode=batch works with --op=get or create");
   }
   if (c.channels == 0) {
     const int cores = static_cast<int>(std::thread::hardware_concurrency());
     c.channels = std::clamp(cores, 2, 8);
   }
+  if (c.streams == 0) c.streams = c.channels;
   return std::optional<Config>(c);
 }
 
@@ -358,8 +378,8 @@ class Runner final {
  public:
   Runner(const Config& config, const client::Client& client,
          const std::vector<std::string>& ids, const std::string& payload,
-         client::SessionBatcher* batcher)
-      : config_(config), ids_(ids), batcher_(batcher) {
+         client::SessionBatcher* batcher, client::SessionPipeline* pipeline)
+      : config_(config), ids_(ids), batcher_(batcher), pipeline_(pipeline) {
     for (int i = 0; i < config.concurrency; ++i) {
       auto slot = std::make_unique<Slot>();
       slot->stub = client.NextSessionStub();
@@ -432,6 +452,10 @@ class Runner final {
       IssueBatched(slot);
       return;
     }
+    if (pipeline_ != nullptr) {
+      IssueStreamed(slot);
+      return;
+    }
     slot.context.reset();
     slot.context.emplace();
     slot.context->set_deadline(SteadyToSystem(SteadyClock::now()) +
@@ -484,6 +508,38 @@ class Runner final {
     }
   }
 
+  // Through the pipeline: the slot's call shares a stream with the others.
+  void IssueStreamed(Slot& slot) {
+    slot.started = SteadyClock::now();
+    auto done = [this, &slot](const auto& result) {
+      OnDone(slot, result.ok()
+                       ? grpc::Status::OK
+                       : grpc::Status(static_cast<grpc::StatusCode>(
+                                          result.status().code()),
+                                      std::string(result.status().message())));
+    };
+    switch (PickOp(slot)) {
+      case Op::kCreate:
+        FreshData(slot);
+        pipeline_->Create(slot.create_req, std::move(done));
+        break;
+      case Op::kGet:
+        slot.get_req.set_id(RandomId(slot));
+        pipeline_->Get(slot.get_req, std::move(done));
+        break;
+      case Op::kUpdate:
+        slot.update_req.set_id(RandomId(slot));
+        pipeline_->Update(slot.update_req, std::move(done));
+        break;
+      case Op::kTouch:
+        slot.touch_req.set_id(RandomId(slot));
+        pipeline_->Touch(slot.touch_req, std::move(done));
+        break;
+      case Op::kMix:
+        break;  // PickOp never returns kMix
+    }
+  }
+
   void OnDone(Slot& slot, const grpc::Status& status) {
     const auto now = SteadyClock::now();
     if (slot.started >= measure_start_ && now <= end_) {
@@ -515,6 +571,7 @@ class Runner final {
   const Config& config_;
   const std::vector<std::string>& ids_;
   client::SessionBatcher* const batcher_;
+  client::SessionPipeline* const pipeline_;
   std::vector<std::unique_ptr<Slot>> slots_;
   SteadyClock::time_point measure_start_;
   SteadyClock::time_point end_;
@@ -583,11 +640,25 @@ int Main(int argc, char** argv) {
     if (!made.ok()) return Fail(made.status());
     batcher = *std::move(made);
   }
-  Runner runner(config, **client, ids, payload, batcher.get());
+  std::unique_ptr<client::SessionPipeline> pipeline;
+  if (config.mode == "stream") {
+    client::PipelineOptions stream_options;
+    stream_options.streams = config.streams;
+    auto made = client::SessionPipeline::Create(client->get(), stream_options);
+    if (!made.ok()) return Fail(made.status());
+    pipeline = *std::move(made);
+  }
+  Runner runner(config, **client, ids, payload, batcher.get(), pipeline.get());
   const Result result = runner.Run();
   if (batcher) {
     std::cerr << "batched: " << batcher->rpcs_sent()
               << " RPCs (warm-up included)\n";
+  }
+  if (pipeline) {
+    const client::SessionPipeline::Stats st = pipeline->stats();
+    std::cerr << "streamed: " << st.calls_sent << " calls in "
+              << st.messages_sent << " messages on " << st.streams_opened
+              << " streams, " << st.resent << " resent (warm-up included)\n";
   }
 
   uint64_t errors = 0;
@@ -618,12 +689,12 @@ int Main(int argc, char** argv) {
                    R"("duration_s":%.3f,"ops":%d,"ops_per_sec":%.1f,)"
                    R"("p50_us":%.1f,"p99_us":%.1f,"p999_us":%.1f,)"
                    R"("errors":%d,"errors_by_code":{%s},)"
-                   R"("value_size":%d,"batch":%d,)"
+                   R"("value_size":%d,"mode":"%s","batch":%d,)"
                    R"("client_cpu_us_per_op":%s,"server_cpu_us_per_op":%s})",
                    config.op_name, config.concurrency, config.channels, seconds,
                    result.ops, static_cast<double>(result.ops) / seconds,
                    us(0.50), us(0.99), us(0.999), errors, by_code_json,
-                   config.value_size, config.batch,
+                   config.value_size, config.mode, config.batch,
                    per_op(result.cpu_before.own, result.cpu_after.own),
                    per_op(result.cpu_before.server, result.cpu_after.server))
             << std::endl;

@@ -83,6 +83,9 @@ struct EdgeOptions {
   // arrives while a batch is out waits at most one round trip. Raise it
   // when one slow node should not hold back the next batch.
   int session_batch_in_flight = 1;
+  // Get/Create/Update/Delete multiplexed on SessionService/Stream streams
+  // (the client's SessionPipeline) instead of unary and batch RPCs.
+  bool session_streaming = false;
   CircuitBreakerOptions breaker;
 
   // HTTP limits and timeouts.

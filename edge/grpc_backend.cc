@@ -70,6 +70,9 @@ void GrpcSessionBackend::Send(Req request, Callback<Resp> done,
 
 void GrpcSessionBackend::Get(v1::GetRequest request,
                              Callback<v1::GetResponse> done) {
+  if (pipeline_ != nullptr) {
+    return pipeline_->Get(std::move(request), std::move(done));
+  }
   if (batcher_ != nullptr) {
     Send<v1::GetRequest, v1::GetResponse>(
         std::move(request), std::move(done),
@@ -87,6 +90,9 @@ void GrpcSessionBackend::Get(v1::GetRequest request,
 
 void GrpcSessionBackend::Create(v1::CreateRequest request,
                                 Callback<v1::CreateResponse> done) {
+  if (pipeline_ != nullptr) {
+    return pipeline_->Create(std::move(request), std::move(done));
+  }
   if (batcher_ != nullptr) {
     Send<v1::CreateRequest, v1::CreateResponse>(
         std::move(request), std::move(done),
@@ -106,6 +112,9 @@ void GrpcSessionBackend::Create(v1::CreateRequest request,
 
 void GrpcSessionBackend::Update(v1::UpdateRequest request,
                                 Callback<v1::UpdateResponse> done) {
+  if (pipeline_ != nullptr) {
+    return pipeline_->Update(std::move(request), std::move(done));
+  }
   Send<v1::UpdateRequest, v1::UpdateResponse>(
       std::move(request), std::move(done),
       [client = client_](v1::UpdateRequest req,
@@ -116,6 +125,9 @@ void GrpcSessionBackend::Update(v1::UpdateRequest request,
 
 void GrpcSessionBackend::Delete(v1::DeleteRequest request,
                                 Callback<v1::DeleteResponse> done) {
+  if (pipeline_ != nullptr) {
+    return pipeline_->Delete(std::move(request), std::move(done));
+  }
   Send<v1::DeleteRequest, v1::DeleteResponse>(
       std::move(request), std::move(done),
       [client = client_](v1::DeleteRequest req,

@@ -7,6 +7,7 @@
 #include "edge/session_flow.h"
 #include "sessiongrid/batcher.h"
 #include "sessiongrid/client.h"
+#include "sessiongrid/pipeline.h"
 
 namespace sg::edge {
 
@@ -20,9 +21,12 @@ class GrpcSessionBackend final : public SessionBackend {
   // client's max_attempts in all, while the first attempt's deadline lasts.
   // With a `batcher`, Get and Create go through it: concurrent calls from
   // many requests share BatchGet/BatchCreate RPCs (alone under light load).
+  // With a `pipeline` (which wins), Get, Create, Update and Delete share
+  // its streams, which resend the calls a draining server did not run.
   explicit GrpcSessionBackend(const client::Client* client,
-                              client::SessionBatcher* batcher = nullptr)
-      : client_(client), batcher_(batcher) {}
+                              client::SessionBatcher* batcher = nullptr,
+                              client::SessionPipeline* pipeline = nullptr)
+      : client_(client), batcher_(batcher), pipeline_(pipeline) {}
 
   void Get(sessiongrid::v1::GetRequest request,
            Callback<sessiongrid::v1::GetResponse> done) override;
@@ -42,6 +46,7 @@ class GrpcSessionBackend final : public SessionBackend {
 
   const client::Client* const client_;
   client::SessionBatcher* const batcher_;
+  client::SessionPipeline* const pipeline_;
 };
 
 }  // namespace sg::edge

@@ -185,6 +185,10 @@ int main(int argc, char** argv) {
   flags.AddBool("session-batching", &o.session_batching,
                 "Coalesce concurrent session reads and creates into batch "
                 "RPCs (each goes alone under light load).");
+  flags.AddBool("session-streaming", &o.session_streaming,
+                "Send session calls on a few long-lived SessionService/Stream "
+                "streams, answered out of order (instead of unary and batch "
+                "RPCs; needs servers of this version).");
   flags.AddInt("session-batch-in-flight", &batch_in_flight,
                "Batch RPCs outstanding at once per kind (fewer: larger "
                "batches, fewer wakeups; more: lower latency).");

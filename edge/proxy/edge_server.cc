@@ -159,7 +159,11 @@ class EdgeServerImpl final : public EdgeServer {
     auto c = client::Client::Create(copts);
     if (!c.ok()) return c.status();
     sh.client = *std::move(c);
-    if (sh.options.session_batching) {
+    if (sh.options.session_streaming) {
+      auto pipeline = client::SessionPipeline::Create(sh.client.get());
+      if (!pipeline.ok()) return pipeline.status();
+      sh.pipeline = *std::move(pipeline);
+    } else if (sh.options.session_batching) {
       client::BatcherOptions bo;
       bo.deadline = sh.options.session_timeout;
       bo.max_in_flight = sh.options.session_batch_in_flight;
@@ -168,7 +172,8 @@ class EdgeServerImpl final : public EdgeServer {
       sh.batcher = *std::move(batcher);
     }
     sh.backend =
-        std::make_unique<GrpcSessionBackend>(sh.client.get(), sh.batcher.get());
+        std::make_unique<GrpcSessionBackend>(sh.client.get(), sh.batcher.get(),
+                                             sh.pipeline.get());
     auto signer = CookieSigner::Create(sh.options.cookie_secrets);
     if (!signer.ok()) return signer.status();
     sh.signer = *std::move(signer);

@@ -34,6 +34,7 @@ struct Shared {
   std::unique_ptr<EdgeMetrics> metrics;
   std::unique_ptr<client::Client> client;
   std::unique_ptr<client::SessionBatcher> batcher;
+  std::unique_ptr<client::SessionPipeline> pipeline;
   std::unique_ptr<GrpcSessionBackend> backend;
   std::unique_ptr<CookieSigner> signer;
   std::unique_ptr<SessionFlow> flow;
