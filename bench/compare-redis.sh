@@ -132,12 +132,17 @@ sg_bench sg-create create
 sg_bench sg-get get
 # The batched path (what the edge uses): the same 50 calls in flight, sent
 # through the client's SessionBatcher as BatchCreate/BatchGet RPCs.
-sg_bench sg-create-batch create --batch "$BATCH"
-sg_bench sg-get-batch get --batch "$BATCH"
+sg_bench sg-create-batch create --mode batch --batch "$BATCH"
+sg_bench sg-get-batch get --mode batch --batch "$BATCH"
+# The streamed path: the same 50 calls in flight, multiplexed by the
+# client's SessionPipeline on SessionService/Stream streams.
+sg_bench sg-create-stream create --mode stream
+sg_bench sg-get-stream get --mode stream
 
 # --- Report ------------------------------------------------------------------
 python3 - "$TMP/redis.csv" "$TMP/sg-create.json" "$TMP/sg-get.json" \
-  "$TMP/sg-create-batch.json" "$TMP/sg-get-batch.json" "$TMP" "$REDIS_REQUESTS" <<'EOF'
+  "$TMP/sg-create-batch.json" "$TMP/sg-get-batch.json" "$TMP" "$REDIS_REQUESTS" \
+  "$TMP/sg-create-stream.json" "$TMP/sg-get-stream.json" <<'EOF'
 import csv, json, os, sys
 
 def cpu(name):  # the server's CPU µs during run NAME
@@ -151,6 +156,8 @@ create = json.load(open(sys.argv[2]))
 get = json.load(open(sys.argv[3]))
 create_b = json.load(open(sys.argv[4]))
 get_b = json.load(open(sys.argv[5]))
+create_s = json.load(open(sys.argv[8]))
+get_s = json.load(open(sys.argv[9]))
 
 def redis_row(name):
     r = redis[name]
@@ -172,17 +179,20 @@ rows = [
     ("sessiongrid", "Get", sg_row(get)),
     ("sg batched", "Create", sg_row(create_b)),
     ("sg batched", "Get", sg_row(get_b)),
+    ("sg streamed", "Create", sg_row(create_s)),
+    ("sg streamed", "Get", sg_row(get_s)),
 ]
 # CPU per op (user + system µs): the server's, and the load generator's
 # where it can be read (sessiongrid-bench; redis-benchmark's is not taken).
-print(f"{'system':<12} {'op':<7} {'ops/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}"
+print(f"{'system':<13} {'op':<7} {'ops/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}"
       f" {'server us/op':>13} {'client us/op':>13}")
 for system, op, (ops, p50, p99, errors, server_us, client_us) in rows:
-    print(f"{system:<12} {op:<7} {ops:>10.0f} {p50:>8.3f} {p99:>8.3f} {errors:>7}"
+    print(f"{system:<13} {op:<7} {ops:>10.0f} {p50:>8.3f} {p99:>8.3f} {errors:>7}"
           f" {us(server_us):>13} {us(client_us):>13}")
 # Every failure, by status code: an unexplained error count is a finding.
 for system, op, j in (("sessiongrid", "Create", create), ("sessiongrid", "Get", get),
-                      ("sg batched", "Create", create_b), ("sg batched", "Get", get_b)):
+                      ("sg batched", "Create", create_b), ("sg batched", "Get", get_b),
+                      ("sg streamed", "Create", create_s), ("sg streamed", "Get", get_s)):
     if j["errors"]:
         print(f"  {system} {op} errors by code: {j.get('errors_by_code')}")
 get_ratio = get["ops_per_sec"] / float(redis["GET"]["rps"])
@@ -191,7 +201,9 @@ print(f"GET(sg)/GET(redis)    = {get_ratio:.2f}")
 print(f"Create(sg)/SET(redis) = {set_ratio:.2f}")
 print(f"batched GET(sg)/GET(redis)    = {get_b['ops_per_sec'] / float(redis['GET']['rps']):.2f}")
 print(f"batched Create(sg)/SET(redis) = {create_b['ops_per_sec'] / float(redis['SET']['rps']):.2f}")
+print(f"streamed GET(sg)/GET(redis)    = {get_s['ops_per_sec'] / float(redis['GET']['rps']):.2f}")
+print(f"streamed Create(sg)/SET(redis) = {create_s['ops_per_sec'] / float(redis['SET']['rps']):.2f}")
 print("raw sessiongrid-bench:")
-for j in (create, get, create_b, get_b):
+for j in (create, get, create_b, get_b, create_s, get_s):
     print(json.dumps(j))
 EOF

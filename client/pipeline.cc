@@ -19,6 +19,9 @@ absl::Status PipelineOptions::Validate() const {
   if (max_calls_per_message < 1 || max_calls_per_message > 1000) {
     return absl::InvalidArgumentError("max_calls_per_message must be 1..1000");
   }
+  if (max_hold < absl::ZeroDuration() || max_hold > absl::Seconds(1)) {
+    return absl::InvalidArgumentError("max_hold must be 0 to 1s");
+  }
   return absl::OkStatus();
 }
 
@@ -33,6 +36,31 @@ struct SessionPipeline::Call {
   std::weak_ptr<Stream> stream;  // the one it was last put on
 };
 
+// While a Cork lives on a thread, the calls made on that thread are held
+// and written together when the outermost Cork ends: the calls that one
+// reply's callbacks make leave in one message per stream, not one each.
+// (Nothing waits for a timer: the cork comes off when the callbacks return.)
+class SessionPipeline::Cork {
+ public:
+  Cork() { ++depth_; }
+  ~Cork();
+  Cork(const Cork&) = delete;
+  Cork& operator=(const Cork&) = delete;
+
+  static bool active() { return depth_ > 0; }
+  static void Queue(std::shared_ptr<Stream> stream) {
+    queued_.push_back(std::move(stream));
+  }
+
+ private:
+  static thread_local int depth_;
+  static thread_local std::vector<std::shared_ptr<Stream>> queued_;
+};
+
+thread_local int SessionPipeline::Cork::depth_ = 0;
+thread_local std::vector<std::shared_ptr<SessionPipeline::Stream>>
+    SessionPipeline::Cork::queued_;
+
 // One SessionService/Stream. Holds its calls (sent or waiting to be) by
 // the id on the wire; one write out at a time, and the calls made meanwhile
 // leave together in the next. Owned by the pipeline's slot and by itself
@@ -43,12 +71,15 @@ class SessionPipeline::Stream final
   Stream(SessionPipeline* pipeline, Client::SessionStub* stub)
       : pipeline_(pipeline), stub_(stub) {}
 
-  void Begin(std::shared_ptr<Stream> self) {
-    {
-      absl::MutexLock lock(&mu_);
-      self_ = std::move(self);
-      last_reply_ = absl::Now();
-    }
+  // Owns itself from the moment it is in a slot, before Begin: another
+  // thread may already Send on it (gRPC keeps ops started before the call).
+  void Adopt(std::shared_ptr<Stream> self) {
+    absl::MutexLock lock(&mu_);
+    self_ = std::move(self);
+    last_reply_ = absl::Now();
+  }
+
+  void Begin() {
     stub_->async()->Stream(&context_, this);
     StartRead(&in_);
     StartCall();
@@ -63,12 +94,32 @@ class SessionPipeline::Stream final
       const uint64_t id = call->call.call_id();
       held_.emplace(id, call);
       unsent_.push_back(std::move(call));
-      if (writing_) return true;
-      writing_ = true;
-      FillMessageLocked();
+      if (writing_) return true;  // its completion takes this call along
+      // Made from a reply's callback: it leaves with the calls the other
+      // callbacks of that reply make, when the cork comes off.
+      if (Cork::active()) {
+        if (!flush_queued_ && self_ != nullptr) {
+          flush_queued_ = true;
+          Cork::Queue(self_);
+        }
+        return true;
+      }
     }
-    StartWrite(&out_);
+    WriteOrHold(/*force=*/false);
     return true;
+  }
+
+  // Writes what is waiting, unless a write is out (its completion takes
+  // it): when `force` (a hold ran out) or Nagle's rule allows (a cork came
+  // off, a reply came); otherwise the calls wait for this stream's next
+  // reply or hold.
+  void Flush(bool force) {
+    {
+      absl::MutexLock lock(&mu_);
+      flush_queued_ = false;
+      if (force) hold_armed_ = false;
+    }
+    WriteOrHold(force);
   }
 
   const Client::SessionStub* stub() const { return stub_; }
@@ -89,13 +140,10 @@ class SessionPipeline::Stream final
   void OnWriteDone(bool ok) override {
     {
       absl::MutexLock lock(&mu_);
-      if (!ok || unsent_.empty()) {  // !ok: the stream is ending
-        writing_ = false;
-        return;
-      }
-      FillMessageLocked();
+      writing_ = false;
+      if (!ok || unsent_.empty()) return;  // !ok: the stream is ending
     }
-    StartWrite(&out_);
+    WriteOrHold(/*force=*/false);
   }
 
   void OnReadDone(bool ok) override {
@@ -105,6 +153,7 @@ class SessionPipeline::Stream final
     {
       absl::MutexLock lock(&mu_);
       last_reply_ = absl::Now();
+      replied_since_write_ = true;
       answered.reserve(in_.replies_size());
       for (v1::StreamReply& reply : *in_.mutable_replies()) {
         auto it = held_.find(reply.call_id());
@@ -127,14 +176,18 @@ class SessionPipeline::Stream final
       }
       in_.Clear();
     }
-    for (auto& [call, reply] : answered) {
-      pipeline_->Answer(*call, std::move(reply));
+    {
+      Cork cork;  // the calls these callbacks make share messages
+      for (auto& [call, reply] : answered) {
+        pipeline_->Answer(*call, std::move(reply));
+      }
+      const absl::Status why =
+          absl::UnavailableError("the node drains; the call was not run");
+      for (auto& call : elsewhere) {
+        pipeline_->Orphaned(std::move(call), /*never_ran=*/true, why, stub_);
+      }
     }
-    const absl::Status why =
-        absl::UnavailableError("the node drains; the call was not run");
-    for (auto& call : elsewhere) {
-      pipeline_->Orphaned(std::move(call), /*never_ran=*/true, why, stub_);
-    }
+    Flush(/*force=*/false);  // what waited for this reply
     StartRead(&in_);
   }
 
@@ -169,7 +222,43 @@ class SessionPipeline::Stream final
   }
 
  private:
+  // Nagle's rule, so that calls share messages without a timer on the
+  // common path: write at once when nothing written is unanswered, or a
+  // reply came since the last write; otherwise hold the calls until the
+  // next reply, or PipelineOptions::max_hold at most (a stream whose calls
+  // are all slow must not hold new ones up for long).
+  bool MayWriteLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    const bool unanswered = held_.size() > unsent_.size();
+    return !unanswered || replied_since_write_ ||
+           pipeline_->options_.max_hold == absl::ZeroDuration();
+  }
+
+  // Starts a write of what waits, when none is out and `force` or Nagle's
+  // rule allows; otherwise makes sure a hold is armed.
+  void WriteOrHold(bool force) {
+    bool arm = false, write = false;
+    {
+      absl::MutexLock lock(&mu_);
+      if (writing_ || ended_ || unsent_.empty()) return;
+      if (force || MayWriteLocked()) {
+        writing_ = write = true;
+        FillMessageLocked();
+      } else if (!hold_armed_) {
+        hold_armed_ = arm = true;
+      }
+    }
+    if (write) StartWrite(&out_);
+    if (arm) pipeline_->ArmFlush(self());
+  }
+
+  std::shared_ptr<Stream> self() const {
+    absl::MutexLock lock(&mu_);
+    return self_;
+  }
+
   void FillMessageLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    replied_since_write_ = false;
+    pipeline_->current_stream_.fetch_add(1, std::memory_order_relaxed);
     out_.Clear();
     while (!unsent_.empty() &&
            out_.calls_size() < pipeline_->options_.max_calls_per_message) {
@@ -197,11 +286,24 @@ class SessionPipeline::Stream final
   absl::flat_hash_map<uint64_t, std::shared_ptr<Call>> held_ ABSL_GUARDED_BY(mu_);
   std::deque<std::shared_ptr<Call>> unsent_ ABSL_GUARDED_BY(mu_);
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool flush_queued_ ABSL_GUARDED_BY(mu_) = false;  // on this thread's Cork
+  bool hold_armed_ ABSL_GUARDED_BY(mu_) = false;    // a flush is due
+  bool replied_since_write_ ABSL_GUARDED_BY(mu_) = false;
   bool closing_ ABSL_GUARDED_BY(mu_) = false;  // the node drains
   bool ended_ ABSL_GUARDED_BY(mu_) = false;
   bool accepted_ ABSL_GUARDED_BY(mu_) = false;  // the server's headers came
   absl::Time last_reply_ ABSL_GUARDED_BY(mu_);
 };
+
+SessionPipeline::Cork::~Cork() {
+  if (--depth_ > 0) return;
+  // A flush may run callbacks that cork and queue again: drain it all.
+  while (!queued_.empty()) {
+    std::vector<std::shared_ptr<Stream>> streams;
+    streams.swap(queued_);
+    for (auto& stream : streams) stream->Flush(/*force=*/false);
+  }
+}
 
 absl::StatusOr<std::unique_ptr<SessionPipeline>> SessionPipeline::Create(
     const Client* client, PipelineOptions options) {
@@ -278,7 +380,12 @@ void SessionPipeline::Dispatch(std::shared_ptr<Call> call,
     {
       absl::MutexLock lock(&mu_);
       if (stopping_) break;
-      std::shared_ptr<Stream>& slot = streams_[next_stream_++ % streams_.size()];
+      // Calls join the stream whose message is filling; each write moves
+      // the next calls on to the next stream (see FillMessageLocked), so
+      // streams share the load without splitting each batch.
+      std::shared_ptr<Stream>& slot =
+          streams_[(current_stream_.load(std::memory_order_relaxed) + tries) %
+                   streams_.size()];
       // Not back to the node that just failed the call, while others exist.
       const bool last_try = tries == options_.streams;
       if (!last_try && slot != nullptr && slot->usable() &&
@@ -293,6 +400,7 @@ void SessionPipeline::Dispatch(std::shared_ptr<Call> call,
           stub = client_->NextSessionStub();
         }
         slot = std::make_shared<Stream>(this, stub);
+        slot->Adopt(slot);
         ++live_streams_;
         opened = true;
       }
@@ -300,7 +408,7 @@ void SessionPipeline::Dispatch(std::shared_ptr<Call> call,
     }
     if (opened) {
       streams_opened_.fetch_add(1, std::memory_order_relaxed);
-      stream->Begin(stream);
+      stream->Begin();
     }
     call->stream = stream;
     if (stream->Send(call)) return;
@@ -347,14 +455,22 @@ void SessionPipeline::StreamDone() {
 void SessionPipeline::WatchDeadlines() {
   absl::MutexLock lock(&mu_);
   while (!stopping_) {
-    // Every call gets the same budget, so deadlines come in submit order.
-    const absl::Time wake = deadlines_.empty()
-                                ? absl::InfiniteFuture()
-                                : deadlines_.front().first;
-    watch_idle_ = deadlines_.empty();
+    // Every call gets the same budget and every hold the same length, so
+    // both queues are in time order.
+    watch_until_ = absl::InfiniteFuture();
+    if (!deadlines_.empty()) watch_until_ = deadlines_.front().first;
+    if (!flushes_.empty()) {
+      watch_until_ = std::min(watch_until_, flushes_.front().first);
+    }
+    const absl::Time until = watch_until_;
     mu_.AwaitWithDeadline(
-        absl::Condition(this, &SessionPipeline::DeadlineWatchShouldWake), wake);
+        absl::Condition(this, &SessionPipeline::DeadlineWatchShouldWake), until);
     const absl::Time now = absl::Now();
+    std::vector<std::shared_ptr<Stream>> flush;
+    while (!flushes_.empty() && flushes_.front().first <= now) {
+      if (auto s = flushes_.front().second.lock()) flush.push_back(std::move(s));
+      flushes_.pop_front();
+    }
     std::vector<std::shared_ptr<Call>> expired;
     while (!deadlines_.empty() && deadlines_.front().first <= now) {
       if (auto c = deadlines_.front().second.lock()) {
@@ -362,8 +478,9 @@ void SessionPipeline::WatchDeadlines() {
       }
       deadlines_.pop_front();
     }
-    if (expired.empty()) continue;
+    if (expired.empty() && flush.empty()) continue;
     mu_.Unlock();
+    for (auto& s : flush) s->Flush(/*force=*/true);
     for (auto& c : expired) {
       if (c->answered.load(std::memory_order_acquire)) continue;
       Answer(*c, absl::DeadlineExceededError(
@@ -381,8 +498,16 @@ void SessionPipeline::WatchDeadlines() {
   }
 }
 
+void SessionPipeline::ArmFlush(std::shared_ptr<Stream> stream) {
+  if (stream == nullptr) return;
+  absl::MutexLock lock(&mu_);
+  flushes_.emplace_back(absl::Now() + options_.max_hold, std::move(stream));
+}
+
 bool SessionPipeline::DeadlineWatchShouldWake() const {
-  return stopping_ || (watch_idle_ && !deadlines_.empty());
+  // Asleep on a later time than a flush just armed: wake to re-plan.
+  return stopping_ || (!deadlines_.empty() && deadlines_.front().first < watch_until_) ||
+         (!flushes_.empty() && flushes_.front().first < watch_until_);
 }
 
 SessionPipeline::Stats SessionPipeline::stats() const {

@@ -59,6 +59,7 @@ class SessionStream final
       } else {
         request.Swap(&in_);
         in_flight_ += request.calls_size();
+        dispatching_ = true;
       }
     }
     if (closing) {
@@ -77,7 +78,11 @@ class SessionStream final
     } else {
       for (const v1::StreamCall& call : request.calls()) Run(call);
     }
-    Step();
+    {
+      absl::MutexLock lock(&mu_);
+      dispatching_ = false;
+    }
+    Step();  // one write for the replies the calls gave at once
   }
 
   void OnWriteDone(bool ok) override {
@@ -159,6 +164,8 @@ class SessionStream final
       } else {
         pending_.mutable_replies()->AddAllocated(reply.release());
       }
+      // The dispatching OnReadDone steps once its calls have all started.
+      if (dispatching_) return;
     }
     Step();
   }
@@ -211,6 +218,7 @@ class SessionStream final
   int in_flight_ ABSL_GUARDED_BY(mu_) = 0;  // read, not yet written back
   int written_ ABSL_GUARDED_BY(mu_) = 0;    // replies in out_
   bool reading_ ABSL_GUARDED_BY(mu_) = false;
+  bool dispatching_ ABSL_GUARDED_BY(mu_) = false;  // OnReadDone starts calls
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool reads_done_ ABSL_GUARDED_BY(mu_) = false;  // the client half-closed
   bool closing_ ABSL_GUARDED_BY(mu_) = false;     // the node drains

@@ -41,6 +41,10 @@ struct PipelineOptions {
   int max_pending = 4096;
   // Calls one message carries at most (the server takes up to 1000).
   int max_calls_per_message = 256;
+  // A stream with calls unanswered holds new ones until its next reply, so
+  // that they leave together (Nagle's rule), but this long at most. Zero:
+  // every call leaves at once (more messages, more CPU per call).
+  absl::Duration max_hold = absl::Milliseconds(1);
 
   absl::Status Validate() const;
 };
@@ -84,6 +88,7 @@ class SessionPipeline final {
  private:
   struct Call;
   class Stream;
+  class Cork;
 
   SessionPipeline(const Client* client, PipelineOptions options);
   void Submit(sessiongrid::v1::StreamCall call, bool idempotent,
@@ -99,6 +104,8 @@ class SessionPipeline final {
   // Answers `call` unless it was answered already (deadline, shutdown).
   void Answer(Call& call, absl::StatusOr<sessiongrid::v1::StreamReply> reply);
   void StreamDone();
+  // Flushes `stream` after max_hold (from the watcher thread).
+  void ArmFlush(std::shared_ptr<Stream> stream);
   void WatchDeadlines();
   bool DeadlineWatchShouldWake() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
@@ -107,14 +114,17 @@ class SessionPipeline final {
 
   mutable absl::Mutex mu_;
   std::vector<std::shared_ptr<Stream>> streams_ ABSL_GUARDED_BY(mu_);
-  size_t next_stream_ ABSL_GUARDED_BY(mu_) = 0;
+  std::atomic<size_t> current_stream_{0};  // the slot new calls join
   int live_streams_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   // Every call's deadline, earliest first (all calls get the same budget,
   // so that is submit order); entries of answered calls are skipped.
   std::deque<std::pair<absl::Time, std::weak_ptr<Call>>> deadlines_
       ABSL_GUARDED_BY(mu_);
-  bool watch_idle_ ABSL_GUARDED_BY(mu_) = false;  // asleep on no deadline
+  // Streams holding calls, and when each hold runs out.
+  std::deque<std::pair<absl::Time, std::weak_ptr<Stream>>> flushes_
+      ABSL_GUARDED_BY(mu_);
+  absl::Time watch_until_ ABSL_GUARDED_BY(mu_);  // the watcher sleeps until
   std::thread deadline_thread_;
 
   std::atomic<int> pending_{0};
