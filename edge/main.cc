@@ -354,7 +354,10 @@ int main(int argc, char** argv) {
                             {"admin", (*server)->admin_address()},
                             {"upstream", o.upstream},
                             {"classifier_mode", classifier_mode},
-                            {"fail_mode", fail_mode}});
+                            {"fail_mode", fail_mode},
+                            {"session_calls", o.session_streaming ? "stream"
+                                              : o.session_batching ? "batch"
+                                                                   : "unary"}});
 
   int sig = 0;
   sigwait(&stop_signals, &sig);

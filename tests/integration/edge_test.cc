@@ -113,68 +113,85 @@ TEST_F(EdgeTest, BypassedRequestsGetNoCookieAndCostNoSessionCall) {
             2);
 }
 
-TEST_F(EdgeTest, SessionLifecycleThroughHeaderProtocol) {
-  StartAll();
-  ASSERT_FALSE(HasFatalFailure());
-  const auto before = Stats();
+// A session's whole life through the edge, over each way the edge can call
+// the service: batch RPCs (the default), unary RPCs, or the stream.
+class EdgeSessionLifecycleTest : public EdgeTest {
+ protected:
+  void Run(std::vector<std::string> edge_flags, const std::string& path) {
+    StartAll(std::move(edge_flags));
+    ASSERT_FALSE(HasFatalFailure());
+    EXPECT_NE(edge_->Output().find("session_calls=" + path), std::string::npos)
+        << edge_->Output();
+    const auto before = Stats();
 
-  // A page that needs a session but stores nothing: no session, no cookie.
-  HttpMessage r = Do(Get("/dashboard", kBrowser));
-  EXPECT_EQ(r.status, 200);
-  EXPECT_TRUE(Echoed(r, "X-Session-Status: none")) << r.body;
-  EXPECT_FALSE(r.SessionSetCookie().has_value());
-  EXPECT_EQ(Stats().creates(), before.creates());
+    // A page that needs a session but stores nothing: no session, no cookie.
+    HttpMessage r = Do(Get("/dashboard", kBrowser));
+    EXPECT_EQ(r.status, 200);
+    EXPECT_TRUE(Echoed(r, "X-Session-Status: none")) << r.body;
+    EXPECT_FALSE(r.SessionSetCookie().has_value());
+    EXPECT_EQ(Stats().creates(), before.creates());
 
-  // The app stores data: the session is created lazily, cookie issued.
-  const std::string data = R"({"cart":[1,2]})";
-  r = Do(Get("/api/user/cart?set=" + B64(data), kBrowser));
-  ASSERT_TRUE(r.SessionSetCookie().has_value()) << r.body;
-  EXPECT_FALSE(r.Header("x-session-set").has_value());
-  const std::string cookie1 = CookieValue(*r.SessionSetCookie());
-  EXPECT_EQ(cookie1.rfind("s%3A", 0), 0u) << cookie1;
-  EXPECT_NE(r.SessionSetCookie()->find("HttpOnly"), std::string::npos);
-  EXPECT_EQ(Stats().creates(), before.creates() + 1);
+    // The app stores data: the session is created lazily, cookie issued.
+    const std::string data = R"({"cart":[1,2]})";
+    r = Do(Get("/api/user/cart?set=" + B64(data), kBrowser));
+    ASSERT_TRUE(r.SessionSetCookie().has_value()) << r.body;
+    EXPECT_FALSE(r.Header("x-session-set").has_value());
+    const std::string cookie1 = CookieValue(*r.SessionSetCookie());
+    EXPECT_EQ(cookie1.rfind("s%3A", 0), 0u) << cookie1;
+    EXPECT_NE(r.SessionSetCookie()->find("HttpOnly"), std::string::npos);
+    EXPECT_EQ(Stats().creates(), before.creates() + 1);
 
-  // Next request: loaded, data and id passed upstream, no Set-Cookie.
-  const std::string with1 = std::string(kBrowser) +
-                            "Cookie: connect.sid=" + cookie1 +
-                            "; theme=dark\r\n";
-  r = Do(Get("/api/user/cart", with1));
-  EXPECT_TRUE(Echoed(r, "X-Session-Status: loaded")) << r.body;
-  EXPECT_TRUE(Echoed(r, "X-Session-Data: " + B64(data))) << r.body;
-  EXPECT_TRUE(EchoedName(r, "X-Session-Id")) << r.body;
-  EXPECT_FALSE(EchoedName(r, "X-Session-Principal")) << r.body;
-  EXPECT_FALSE(r.SessionSetCookie().has_value());
+    // Next request: loaded, data and id passed upstream, no Set-Cookie.
+    const std::string with1 = std::string(kBrowser) +
+                              "Cookie: connect.sid=" + cookie1 +
+                              "; theme=dark\r\n";
+    r = Do(Get("/api/user/cart", with1));
+    EXPECT_TRUE(Echoed(r, "X-Session-Status: loaded")) << r.body;
+    EXPECT_TRUE(Echoed(r, "X-Session-Data: " + B64(data))) << r.body;
+    EXPECT_TRUE(EchoedName(r, "X-Session-Id")) << r.body;
+    EXPECT_FALSE(EchoedName(r, "X-Session-Principal")) << r.body;
+    EXPECT_FALSE(r.SessionSetCookie().has_value());
 
-  // Login: the id rotates, the old cookie stops working.
-  r = Do(Get("/login?principal=alice", with1));
-  ASSERT_TRUE(r.SessionSetCookie().has_value()) << r.body;
-  const std::string cookie2 = CookieValue(*r.SessionSetCookie());
-  EXPECT_NE(cookie2, cookie1);
-  const std::string with2 =
-      std::string(kBrowser) + "Cookie: connect.sid=" + cookie2 + "\r\n";
-  r = Do(Get("/api/user/me", with2));
-  EXPECT_TRUE(Echoed(r, "X-Session-Status: loaded")) << r.body;
-  EXPECT_TRUE(Echoed(r, "X-Session-Principal: alice")) << r.body;
-  EXPECT_TRUE(Echoed(r, "X-Session-Data: " + B64(data))) << r.body;
-  r = Do(Get("/api/user/me", with1));
-  EXPECT_TRUE(Echoed(r, "X-Session-Status: expired")) << r.body;
+    // Login: the id rotates, the old cookie stops working.
+    r = Do(Get("/login?principal=alice", with1));
+    ASSERT_TRUE(r.SessionSetCookie().has_value()) << r.body;
+    const std::string cookie2 = CookieValue(*r.SessionSetCookie());
+    EXPECT_NE(cookie2, cookie1);
+    const std::string with2 =
+        std::string(kBrowser) + "Cookie: connect.sid=" + cookie2 + "\r\n";
+    r = Do(Get("/api/user/me", with2));
+    EXPECT_TRUE(Echoed(r, "X-Session-Status: loaded")) << r.body;
+    EXPECT_TRUE(Echoed(r, "X-Session-Principal: alice")) << r.body;
+    EXPECT_TRUE(Echoed(r, "X-Session-Data: " + B64(data))) << r.body;
+    r = Do(Get("/api/user/me", with1));
+    EXPECT_TRUE(Echoed(r, "X-Session-Status: expired")) << r.body;
 
-  // Logout: destroyed, cookie cleared, the cookie no longer loads.
-  r = Do(Get("/api/auth/logout?destroy=1", with2));
-  ASSERT_TRUE(r.SessionSetCookie().has_value());
-  EXPECT_NE(r.SessionSetCookie()->find("Max-Age=0"), std::string::npos)
-      << *r.SessionSetCookie();
-  r = Do(Get("/api/user/me", with2));
-  EXPECT_TRUE(Echoed(r, "X-Session-Status: expired")) << r.body;
-  EXPECT_FALSE(r.SessionSetCookie().has_value());
+    // Logout: destroyed, cookie cleared, the cookie no longer loads.
+    r = Do(Get("/api/auth/logout?destroy=1", with2));
+    ASSERT_TRUE(r.SessionSetCookie().has_value());
+    EXPECT_NE(r.SessionSetCookie()->find("Max-Age=0"), std::string::npos)
+        << *r.SessionSetCookie();
+    r = Do(Get("/api/user/me", with2));
+    EXPECT_TRUE(Echoed(r, "X-Session-Status: expired")) << r.body;
+    EXPECT_FALSE(r.SessionSetCookie().has_value());
 
-  const std::string metrics = Metrics();
-  EXPECT_EQ(MetricSum(metrics, "sg_edge_sessions_created_total"), 1);
-  EXPECT_EQ(MetricSum(metrics, "sg_edge_sessions_rotated_total"), 1);
-  EXPECT_EQ(MetricSum(metrics, "sg_edge_sessions_destroyed_total"), 1);
-  EXPECT_GE(MetricSum(metrics, "sg_edge_session_call_duration_seconds_count"),
-            5);
+    const std::string metrics = Metrics();
+    EXPECT_EQ(MetricSum(metrics, "sg_edge_sessions_created_total"), 1);
+    EXPECT_EQ(MetricSum(metrics, "sg_edge_sessions_rotated_total"), 1);
+    EXPECT_EQ(MetricSum(metrics, "sg_edge_sessions_destroyed_total"), 1);
+    EXPECT_GE(MetricSum(metrics, "sg_edge_session_call_duration_seconds_count"),
+              5);
+  }
+};
+
+TEST_F(EdgeSessionLifecycleTest, ThroughTheHeaderProtocolBatched) {
+  Run({}, "batch");
+}
+TEST_F(EdgeSessionLifecycleTest, ThroughTheHeaderProtocolUnary) {
+  Run({"--session-batching=false"}, "unary");
+}
+TEST_F(EdgeSessionLifecycleTest, ThroughTheHeaderProtocolStreamed) {
+  Run({"--session-streaming"}, "stream");
 }
 
 TEST_F(EdgeTest, ForgedAndMalformedCookiesGetNoSessionAndAreCounted) {
