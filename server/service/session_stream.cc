@@ -118,8 +118,10 @@ class SessionStream final
     reply->set_call_id(call.call_id());
     v1::StreamReply* r = reply.get();
     auto done = [this, reply = std::move(reply)](absl::Status status) mutable {
-      ToProto(status, reply->mutable_status());
-      if (!status.ok()) reply->clear_result();
+      if (!status.ok()) {  // an absent status is OK: fewer bytes per reply
+        ToProto(status, reply->mutable_status());
+        reply->clear_result();
+      }
       Answer(std::move(reply));
     };
     switch (call.call_case()) {
@@ -170,40 +172,66 @@ class SessionStream final
     Step();
   }
 
-  // What the stream does next, given where it stands.
+  // What the stream does next, given where it stands. One thread at a time
+  // acts (`stepping_`), in the order it decided, so that no read starts
+  // after a Finish another thread chose; a thread that finds one acting
+  // leaves the work to it (the actor decides again after each action, and
+  // its last decision, under the lock, sees whatever came meanwhile).
   void Step() {
-    bool read = false, write = false, finish = false;
-    grpc::Status end = grpc::Status::OK;
     {
       absl::MutexLock lock(&mu_);
-      if (finished_) return;
-      // Closing, it still reads, to refuse what comes at once rather than
-      // leave it waiting for the stream's end.
-      const bool stop_reading = reads_done_ || broken_;
-      if (!reading_ && !stop_reading && in_flight_ < max_in_flight_) {
-        reading_ = read = true;
+      if (stepping_) return;
+      stepping_ = true;
+    }
+    while (true) {
+      bool read = false, write = false, finish = false;
+      grpc::Status end = grpc::Status::OK;
+      {
+        absl::MutexLock lock(&mu_);
+        Decide(read, write, finish, end);
+        if (!read && !write && !finish) {
+          stepping_ = false;
+          return;
+        }
+        if (finish) stepping_ = false;
       }
-      if (broken_) {
-        in_flight_ -= pending_.replies_size();
-        pending_.Clear();
-      } else if (!writing_ &&
-                 (pending_.replies_size() > 0 || (closing_ && !told_closing_))) {
-        out_.Clear();
-        out_.Swap(&pending_);
-        written_ = out_.replies_size();
-        if (closing_ && !told_closing_) out_.set_closing(told_closing_ = true);
-        writing_ = write = true;
-      }
-      const bool ending = reads_done_ || broken_ || told_closing_;
-      if (ending && in_flight_ == 0 && !writing_ && !write) {
-        finished_ = finish = true;
-        read = false;
-        if (broken_) end = grpc::Status::CANCELLED;
+      if (read) StartRead(&in_);
+      if (write) StartWrite(&out_);
+      if (finish) {
+        Finish(end);
+        return;  // OnDone may follow at once: nothing more to do here
       }
     }
-    if (read) StartRead(&in_);
-    if (write) StartWrite(&out_);
-    if (finish) Finish(end);
+  }
+
+  void Decide(bool& read, bool& write, bool& finish, grpc::Status& end)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (finished_) return;
+    // Closing, it still reads, to refuse what comes at once rather than
+    // leave it waiting for the stream's end.
+    const bool stop_reading = reads_done_ || broken_;
+    if (!reading_ && !stop_reading && in_flight_ < max_in_flight_) {
+      reading_ = read = true;
+    }
+    if (broken_) {
+      in_flight_ -= pending_.replies_size();
+      pending_.Clear();
+    } else if (!writing_ &&
+               (pending_.replies_size() > 0 || (closing_ && !told_closing_))) {
+      out_.Clear();
+      out_.Swap(&pending_);
+      written_ = out_.replies_size();
+      if (closing_ && !told_closing_) out_.set_closing(told_closing_ = true);
+      writing_ = write = true;
+    }
+    const bool ending = reads_done_ || broken_ || told_closing_;
+    if (ending && in_flight_ == 0 && !writing_) {
+      // A read still out completes (not ok) after Finish; one only just
+      // decided is not started.
+      if (read) reading_ = read = false;
+      finished_ = finish = true;
+      if (broken_) end = grpc::Status::CANCELLED;
+    }
   }
 
   SessionStreams* const streams_;
@@ -225,6 +253,7 @@ class SessionStream final
   bool told_closing_ ABSL_GUARDED_BY(mu_) = false;
   bool broken_ ABSL_GUARDED_BY(mu_) = false;  // cancelled, or a write failed
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  bool stepping_ ABSL_GUARDED_BY(mu_) = false;  // a thread acts (Step)
 };
 
 grpc::ServerBidiReactor<v1::StreamRequest, v1::StreamResponse>*
