@@ -1,6 +1,6 @@
 // libFuzzer target: the SessionService's request validation and conversion
-// (server/service/session_service, convert) on hostile requests, end to end
-// into a real store. The first byte picks the method, the rest is the
+// (server/service/session_service, session_calls, session_stream, convert)
+// on hostile requests, unary and on a Stream, end to end into a real store. The first byte picks the method, the rest is the
 // request message. The service runs in-process behind gRPC's in-process
 // channel, as one node would serve it. A bad request must get a clear
 // error: UNKNOWN (an unhandled path) or DATA_LOSS (a corrupt store) aborts.
@@ -62,12 +62,49 @@ void Run(const uint8_t* bytes, size_t size, Call call) {
   }
 }
 
+// The rest as one StreamRequest on a Stream: every reply, and the stream's
+// end, must carry a clear code.
+void RunStream(v1::SessionService::Stub& stub, const uint8_t* bytes,
+               size_t size) {
+  v1::StreamRequest request;
+  if (!request.ParseFromArray(bytes, static_cast<int>(size))) return;
+  grpc::ClientContext ctx;
+  auto stream = stub.Stream(&ctx);
+  stream->Write(request);
+  stream->WritesDone();
+  v1::StreamResponse response;
+  int replies = 0;
+  while (stream->Read(&response)) {
+    for (const v1::StreamReply& reply : response.replies()) {
+      ++replies;
+      const int code = reply.status().code();
+      if (code == grpc::StatusCode::UNKNOWN ||
+          code == grpc::StatusCode::DATA_LOSS) {
+        std::fprintf(stderr, "session_service_fuzzer: stream reply code %d: %s\n",
+                     code, reply.status().message().c_str());
+        std::abort();
+      }
+    }
+  }
+  const grpc::Status status = stream->Finish();
+  // Each call is answered once, and only a stream that ran is OK.
+  if (!status.ok() || replies != request.calls_size()) {
+    std::fprintf(stderr,
+                 "session_service_fuzzer: stream ended %d (%s) after %d of "
+                 "%d replies\n",
+                 static_cast<int>(status.error_code()),
+                 status.error_message().c_str(), replies,
+                 request.calls_size());
+    std::abort();
+  }
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* bytes, size_t size) {
   if (size == 0) return 0;
   v1::SessionService::Stub& stub = *TheNode().stub;
-  const uint8_t method = bytes[0] % 11;
+  const uint8_t method = bytes[0] % 12;
   ++bytes;
   --size;
 #define SG_FUZZ_CALL(Method)                                                 \
@@ -87,6 +124,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* bytes, size_t size) {
     case 8: SG_FUZZ_CALL(BatchGet); break;
     case 9: SG_FUZZ_CALL(BatchCreate); break;
     case 10: SG_FUZZ_CALL(ListSessions); break;
+    case 11: RunStream(stub, bytes, size); break;
   }
 #undef SG_FUZZ_CALL
   return 0;
