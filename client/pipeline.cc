@@ -79,8 +79,12 @@ class SessionPipeline::Stream final
     last_reply_ = absl::Now();
   }
 
+  // The hold keeps the call alive (no OnDone) until the read side has
+  // ended and no write is out: every StartWrite this class makes from
+  // outside a reaction happens inside it, never on a finished call.
   void Begin() {
     stub_->async()->Stream(&context_, this);
+    AddHold();
     StartRead(&in_);
     StartCall();
   }
@@ -90,7 +94,7 @@ class SessionPipeline::Stream final
   bool Send(std::shared_ptr<Call> call) {
     {
       absl::MutexLock lock(&mu_);
-      if (closing_ || ended_) return false;
+      if (closing_ || ended_ || read_closed_) return false;
       const uint64_t id = call->call.call_id();
       held_.emplace(id, call);
       unsent_.push_back(std::move(call));
@@ -138,16 +142,28 @@ class SessionPipeline::Stream final
   }
 
   void OnWriteDone(bool ok) override {
+    bool release;
     {
       absl::MutexLock lock(&mu_);
       writing_ = false;
-      if (!ok || unsent_.empty()) return;  // !ok: the stream is ending
+      release = read_closed_ && TakeHoldLocked();
+      if (!release && (!ok || unsent_.empty())) return;  // !ok: ending
     }
+    if (release) return RemoveHold();
     WriteOrHold(/*force=*/false);
   }
 
   void OnReadDone(bool ok) override {
-    if (!ok) return;  // the stream is ending: OnDone follows
+    if (!ok) {  // the stream is ending: OnDone follows once the hold is gone
+      bool release;
+      {
+        absl::MutexLock lock(&mu_);
+        read_closed_ = true;
+        release = !writing_ && TakeHoldLocked();
+      }
+      if (release) RemoveHold();
+      return;
+    }
     std::vector<std::pair<std::shared_ptr<Call>, v1::StreamReply>> answered;
     std::vector<std::shared_ptr<Call>> elsewhere;  // never ran here
     {
@@ -239,7 +255,7 @@ class SessionPipeline::Stream final
     bool arm = false, write = false;
     {
       absl::MutexLock lock(&mu_);
-      if (writing_ || ended_ || unsent_.empty()) return;
+      if (writing_ || ended_ || read_closed_ || unsent_.empty()) return;
       if (force || MayWriteLocked()) {
         writing_ = write = true;
         FillMessageLocked();
@@ -249,6 +265,13 @@ class SessionPipeline::Stream final
     }
     if (write) StartWrite(&out_);
     if (arm) pipeline_->ArmFlush(self());
+  }
+
+  // True once: the caller then removes the hold (outside the lock).
+  bool TakeHoldLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (hold_released_) return false;
+    hold_released_ = true;
+    return true;
   }
 
   std::shared_ptr<Stream> self() const {
@@ -292,6 +315,8 @@ class SessionPipeline::Stream final
   bool closing_ ABSL_GUARDED_BY(mu_) = false;  // the node drains
   bool ended_ ABSL_GUARDED_BY(mu_) = false;
   bool accepted_ ABSL_GUARDED_BY(mu_) = false;  // the server's headers came
+  bool read_closed_ ABSL_GUARDED_BY(mu_) = false;  // no more replies
+  bool hold_released_ ABSL_GUARDED_BY(mu_) = false;
   absl::Time last_reply_ ABSL_GUARDED_BY(mu_);
 };
 
