@@ -410,9 +410,45 @@ Client::Client(ClientOptions options) : options_(std::move(options)) {
 
 Client::~Client() = default;
 
+namespace {
+
+// gRPC 1.51 (Debian) runs callback-API completions on one process-wide
+// queue and its "nexting" threads when the platform has no background
+// poller, refcounted by the channels that made callback calls; when the
+// last such channel goes and a new one comes at once, the old queue's
+// teardown races the new one's start (ASan: a double free in
+// grpc_cq_internal_unref on a nexting thread; seen in ClusterTest.
+// RingAwareClient..., whose ring refreshes make and drop channels). One
+// channel that made a callback call and is never destroyed keeps that
+// queue alive for the process. It dials a Unix socket that does not exist:
+// no traffic anywhere.
+void KeepCallbackQueueAlive() {
+  struct Keeper {
+    std::shared_ptr<grpc::Channel> channel = grpc::CreateChannel(
+        "unix:/nonexistent/sessiongrid-keepalive.sock",
+        grpc::InsecureChannelCredentials());
+    std::unique_ptr<v1::AdminService::Stub> stub =
+        v1::AdminService::NewStub(channel);
+    grpc::ClientContext ctx;
+    v1::NodeStatsRequest request;
+    v1::NodeStatsResponse response;
+  };
+  // Reachable from a static for the whole run (not a leak to LSan).
+  static Keeper* const keeper = [] {
+    auto* k = new Keeper;
+    k->stub->async()->NodeStats(&k->ctx, &k->request, &k->response,
+                                [](grpc::Status) {});
+    return k;
+  }();
+  (void)keeper;
+}
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<Client>> Client::Create(ClientOptions options) {
   absl::Status valid = options.Validate();
   if (!valid.ok()) return valid;
+  KeepCallbackQueueAlive();
   absl::StatusOr<std::vector<std::string>> targets =
       ResolveTargets(options.target);
   if (!targets.ok()) return targets.status();
