@@ -246,7 +246,7 @@ void Coordinator::Read(const std::string& id, int want, bool strict,
   // Decides under the lock what to do next; returns the owners to ask now.
   auto step = std::make_shared<
       absl::AnyInvocable<void(std::optional<Answer>, bool)>>();
-  auto finish = [this, state]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state->mu)
+  auto finish = [state]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state->mu)
       -> std::pair<absl::StatusOr<ReadResult>, std::vector<Answer>> {
     state->finished = true;
     const int answered = static_cast<int>(state->answers.size());

@@ -52,7 +52,8 @@ Outcome Scan(std::string_view bytes, size_t step, const HeadLimits& limits) {
       break;
     }
   }
-  Outcome o{state};
+  Outcome o;
+  o.state = state;
   if (state == RequestHeadScanner::State::kComplete) {
     o.begin = scanner.head_begin();
     o.end = scanner.head_end();
