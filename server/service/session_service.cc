@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <memory>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
@@ -273,23 +274,38 @@ grpc::ServerUnaryReactor* SessionServiceImpl::BatchCreate(
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   response->mutable_results()->Reserve(n);
   for (int i = 0; i < n; ++i) response->add_results();
-  auto* countdown = new BatchCountdown{reactor, n};
+  // The valid entries go to the backend together (a local store writes
+  // them in one WriteBatch); `slots` maps its answers back to results.
+  std::vector<store::CreateParams> valid;
+  std::vector<int> slots;
+  valid.reserve(n);
+  slots.reserve(n);
   for (int i = 0; i < n; ++i) {
-    v1::CreateResult* result = response->mutable_results(i);
     auto params = CreateParamsOf(request->requests(i), calls_.allow_client_ids());
     if (!params.ok()) {
-      ToProto(params.status(), result->mutable_status());
-      countdown->One();
+      ToProto(params.status(), response->mutable_results(i)->mutable_status());
       continue;
     }
-    calls_.backend()->Create(
-        std::move(*params),
-        [result, countdown](absl::StatusOr<store::SessionRecord> r) {
-          ToProto(r.status(), result->mutable_status());
-          if (r.ok()) ToProto(std::move(*r), result->mutable_session());
-          countdown->One();
-        });
+    valid.push_back(*std::move(params));
+    slots.push_back(i);
   }
+  if (valid.empty()) {
+    reactor->Finish(grpc::Status::OK);
+    return reactor;
+  }
+  calls_.backend()->CreateMany(
+      std::move(valid),
+      [reactor, response, slots = std::move(slots)](
+          std::vector<absl::StatusOr<store::SessionRecord>> created) {
+        for (size_t k = 0; k < created.size(); ++k) {
+          v1::CreateResult* result = response->mutable_results(slots[k]);
+          ToProto(created[k].status(), result->mutable_status());
+          if (created[k].ok()) {
+            ToProto(*std::move(created[k]), result->mutable_session());
+          }
+        }
+        reactor->Finish(grpc::Status::OK);
+      });
   return reactor;
 }
 

@@ -38,6 +38,9 @@ inline SessionPage ToSessionPage(ScanPage page) {
 // Called exactly once, on any thread, possibly before the call returns.
 template <typename T>
 using Reply = absl::AnyInvocable<void(absl::StatusOr<T>) &&>;
+// One result per entry of a CreateMany, in order; called as a Reply is.
+using ManyReply =
+    absl::AnyInvocable<void(std::vector<absl::StatusOr<SessionRecord>>) &&>;
 
 // Requests are validated by the service (ids, sizes) before they get here;
 // implementations check again whatever they rely on. Error codes as
@@ -48,6 +51,9 @@ class SessionBackend {
   virtual ~SessionBackend() = default;
 
   virtual void Create(CreateParams params, Reply<SessionRecord> done) = 0;
+  // Each entry as Create, answered together. By default one Create per
+  // entry; a backend that can write them at once overrides it.
+  virtual void CreateMany(std::vector<CreateParams> params, ManyReply done);
   virtual void Get(std::string id, bool touch, Reply<SessionRecord> done) = 0;
   virtual void Touch(std::string id, std::optional<absl::Duration> ttl,
                      Reply<SessionRecord> done) = 0;
@@ -77,6 +83,10 @@ class LocalBackend final : public SessionBackend {
 
   void Create(CreateParams params, Reply<SessionRecord> done) override {
     std::move(done)(store_->Create(std::move(params)));
+  }
+  // One WriteBatch for the lot (SessionStore::CreateMany).
+  void CreateMany(std::vector<CreateParams> params, ManyReply done) override {
+    std::move(done)(store_->CreateMany(std::move(params)));
   }
   void Get(std::string id, bool touch, Reply<SessionRecord> done) override {
     std::move(done)(store_->Get(id, touch));

@@ -332,6 +332,21 @@ absl::Status SessionStore::Impl::Commit(rocksdb::WriteBatch* batch,
   absl::ReaderMutexLock lock(&count_mu_);
   SG_RETURN_IF_ERROR(
       FromRocks(db_->Write(write_options_, batch), "writing session"));
+  CountLocked(before, after);
+  return absl::OkStatus();
+}
+
+absl::Status SessionStore::Impl::CommitCreated(
+    rocksdb::WriteBatch* batch, const std::vector<Presence>& created) {
+  absl::ReaderMutexLock lock(&count_mu_);
+  SG_RETURN_IF_ERROR(
+      FromRocks(db_->Write(write_options_, batch), "writing sessions"));
+  for (const Presence& p : created) CountLocked(Presence{}, p);
+  return absl::OkStatus();
+}
+
+void SessionStore::Impl::CountLocked(const Presence& before,
+                                     const Presence& after) {
   auto counter = [&](bool auth) -> std::atomic<int64_t>& {
     return auth ? authenticated_ : anonymous_;
   };
@@ -349,7 +364,6 @@ absl::Status SessionStore::Impl::Commit(rocksdb::WriteBatch* batch,
     }
     if (after.present) recount_delta(after.authenticated).fetch_add(1);
   }
-  return absl::OkStatus();
 }
 
 bool SessionStore::Impl::ApplyTouch(SessionRecord* record, absl::Duration ttl,
@@ -446,6 +460,65 @@ absl::StatusOr<SessionRecord> SessionStore::Impl::Create(CreateParams params) {
   creates_.fetch_add(1, std::memory_order_relaxed);
   if (!anonymous) EnforcePrincipalCapOrLog(record.principal, record.id);
   return record;
+}
+
+std::vector<absl::StatusOr<SessionRecord>> SessionStore::Impl::CreateMany(
+    std::vector<CreateParams> params) {
+  std::vector<absl::StatusOr<SessionRecord>> results;
+  results.reserve(params.size());
+  // The entries whose ids the store picks gather in `batch`; `staged`
+  // indexes their results, `created` their counts.
+  rocksdb::WriteBatch batch;
+  std::vector<size_t> staged;
+  std::vector<Presence> created;
+  auto commit_staged = [&] {
+    if (staged.empty()) return;
+    if (absl::Status s = CommitCreated(&batch, created); !s.ok()) {
+      for (size_t i : staged) results[i] = s;
+    } else {
+      creates_.fetch_add(static_cast<int64_t>(staged.size()),
+                         std::memory_order_relaxed);
+    }
+    batch.Clear();
+    staged.clear();
+    created.clear();
+  };
+  for (CreateParams& p : params) {
+    const bool client_id = !p.id.empty();
+    absl::StatusOr<SessionRecord> record = PrepareCreate(std::move(p));
+    if (record.ok()) {
+      // At max_sessions room is made among the stored sessions, so the
+      // staged ones are stored first: the cap holds as for single Creates.
+      if (options_.max_sessions > 0 &&
+          session_count() + static_cast<int64_t>(staged.size()) >=
+              options_.max_sessions) {
+        commit_staged();
+      }
+      if (absl::Status room = MakeRoomForOne(record->principal.empty());
+          !room.ok()) {
+        record = room;
+      } else if (client_id) {
+        // A chosen id is checked and written under its stripe, alone.
+        if (absl::Status s = CommitClientIdCreate(*record); !s.ok()) {
+          record = s;
+        } else {
+          creates_.fetch_add(1, std::memory_order_relaxed);
+        }
+      } else {
+        StageRecord(nullptr, &*record, record->id, &batch);
+        staged.push_back(results.size());
+        created.push_back(Presence::Of(*record));
+      }
+    }
+    results.push_back(std::move(record));
+  }
+  commit_staged();
+  for (const absl::StatusOr<SessionRecord>& r : results) {
+    if (r.ok() && r->authenticated()) {
+      EnforcePrincipalCapOrLog(r->principal, r->id);
+    }
+  }
+  return results;
 }
 
 absl::StatusOr<SessionRecord> SessionStore::Impl::Get(std::string_view id,
@@ -653,6 +726,10 @@ SessionStore::~SessionStore() = default;
 
 absl::StatusOr<SessionRecord> SessionStore::Create(CreateParams params) {
   return impl_->Create(std::move(params));
+}
+std::vector<absl::StatusOr<SessionRecord>> SessionStore::CreateMany(
+    std::vector<CreateParams> params) {
+  return impl_->CreateMany(std::move(params));
 }
 absl::StatusOr<SessionRecord> SessionStore::Get(std::string_view id,
                                                 bool touch) {

@@ -259,6 +259,13 @@ class SessionStore final {
   // Errors: INVALID_ARGUMENT for oversized data/principal or a bad TTL.
   absl::StatusOr<SessionRecord> Create(CreateParams params);
 
+  // Creates each entry as Create would: one result per entry, in order, and
+  // an entry's error fails that entry alone. The sessions whose ids the
+  // store picks are written in one RocksDB WriteBatch (one WAL append, one
+  // sync under sync_writes); a failed write fails each of them.
+  std::vector<absl::StatusOr<SessionRecord>> CreateMany(
+      std::vector<CreateParams> params);
+
   // NOT_FOUND when absent or expired (an expired session is never returned);
   // INVALID_ARGUMENT for a malformed id. With `touch`, slides the expiry as
   // Touch does. Without it, takes no lock and writes nothing.

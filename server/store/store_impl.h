@@ -192,6 +192,8 @@ class SessionStore::Impl {
   absl::Status Close();
 
   absl::StatusOr<SessionRecord> Create(CreateParams params);
+  std::vector<absl::StatusOr<SessionRecord>> CreateMany(
+      std::vector<CreateParams> params);
   absl::StatusOr<SessionRecord> Get(std::string_view id, bool touch);
   absl::StatusOr<SessionRecord> Touch(std::string_view id,
                                       std::optional<absl::Duration> ttl);
@@ -367,6 +369,13 @@ class SessionStore::Impl {
   // Callers hold the stripe lock of every id the batch changes.
   absl::Status Commit(rocksdb::WriteBatch* batch, const Presence& before,
                       const Presence& after);
+  // Writes `batch`, which holds only new sessions under ids the store
+  // picked (no stripe lock needed), and counts each of `created`.
+  absl::Status CommitCreated(rocksdb::WriteBatch* batch,
+                             const std::vector<Presence>& created);
+  // Moves the class counters from `before` to `after`; under count_mu_.
+  void CountLocked(const Presence& before, const Presence& after)
+      ABSL_SHARED_LOCKS_REQUIRED(count_mu_);
 
   // Slides the expiry of a live record to now + ttl. Returns whether the
   // new expiry must be persisted (see StoreOptions::touch_after).

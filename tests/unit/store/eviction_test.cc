@@ -145,6 +145,31 @@ TEST_F(EvictionTest, MaxSessionsEvictsTheLeastRecentlyUsedOnCreate) {
   ExpectAccountingBalances();
 }
 
+// One CreateMany past max_sessions keeps the cap as single Creates do.
+TEST_F(EvictionTest, MaxSessionsHoldsForOneCreateManyPastTheCap) {
+  options_.max_sessions = 100;
+  Open();
+  std::vector<std::string> old = CreateMany(60);
+  clock_.Advance(absl::Seconds(1));
+  std::vector<CreateParams> batch(90, CreateParams{"x", "", std::nullopt});
+  std::vector<absl::StatusOr<SessionRecord>> r = store_->CreateMany(batch);
+  std::vector<std::string> fresh;
+  for (const auto& e : r) {
+    ASSERT_TRUE(e.ok()) << e.status();
+    fresh.push_back(e->id);
+  }
+  StoreStats s = store_->Stats();
+  EXPECT_EQ(s.sessions, 100);
+  EXPECT_EQ(s.evictions.ByReason(EvictionReason::kMaxSessions), 50);
+  // Eviction samples for the least recently used: mostly the older sessions
+  // go (the batch's all share one access time, so a sample of them alone
+  // may give up one of its own).
+  const int old_left = CountExisting(old), fresh_left = CountExisting(fresh);
+  EXPECT_EQ(old_left + fresh_left, 100);
+  EXPECT_GE(fresh_left, 80) << old_left << " older sessions left";
+  ExpectAccountingBalances();
+}
+
 TEST_F(EvictionTest, MaxSessionsPrefersAnonymousVictimsForAnyNewSession) {
   options_.max_sessions = 20;
   Open();

@@ -802,6 +802,62 @@ TEST_F(SessionStoreTest, SyncWritesSyncEveryWriteAndAsyncWritesDoNot) {
   EXPECT_TRUE(store_->Get(r.id, false).ok());
 }
 
+// A CreateMany answers each entry in order, fails a bad entry alone and
+// stores the rest as Create would.
+TEST_F(SessionStoreTest, CreateManyAnswersEachEntryAndFailsABadOneAlone) {
+  SessionRecord taken = MustCreate("first");
+  std::vector<CreateParams> batch;
+  batch.push_back(CreateParams{"a", "", std::nullopt});
+  batch.push_back(CreateParams{std::string(options_.max_session_bytes + 1, 'x'),
+                               "", std::nullopt});
+  batch.push_back(CreateParams{"b", "bob", absl::Minutes(3)});
+  batch.push_back(CreateParams{"c", "", std::nullopt, taken.id});  // in use
+  const std::string chosen(43, 'k');
+  batch.push_back(CreateParams{"d", "", std::nullopt, chosen});
+  std::vector<absl::StatusOr<SessionRecord>> r = store_->CreateMany(batch);
+  ASSERT_EQ(r.size(), 5u);
+  ASSERT_TRUE(r[0].ok()) << r[0].status();
+  EXPECT_EQ(r[1].status().code(), absl::StatusCode::kInvalidArgument);
+  ASSERT_TRUE(r[2].ok()) << r[2].status();
+  EXPECT_EQ(r[3].status().code(), absl::StatusCode::kAlreadyExists);
+  ASSERT_TRUE(r[4].ok()) << r[4].status();
+  EXPECT_EQ(r[4]->id, chosen);
+  EXPECT_EQ(r[2]->ttl, absl::Minutes(3));
+  for (int i : {0, 2, 4}) {
+    auto got = store_->Get(r[i]->id, false);
+    ASSERT_TRUE(got.ok()) << i << ": " << got.status();
+    EXPECT_EQ(got->data, r[i]->data);
+    EXPECT_EQ(got->principal, r[i]->principal);
+    EXPECT_EQ(got->version, r[i]->version);
+  }
+  StoreStats stats = store_->Stats();
+  EXPECT_EQ(stats.sessions, 4);
+  EXPECT_EQ(stats.authenticated_sessions, 1);
+  EXPECT_EQ(stats.creates, 4);
+  EXPECT_EQ(Raw().sessions, 4);
+  ASSERT_EQ(store_->ListByPrincipal("bob", 10)->size(), 1u);
+  EXPECT_TRUE(store_->CreateMany({}).empty());
+}
+
+// The point of CreateMany: the store-picked entries are one write, so a
+// sync_writes store syncs once for the batch, not once per entry.
+TEST_F(SessionStoreTest, CreateManySyncsOnceForTheWholeBatch) {
+  store_.reset();
+  options_.sync_writes = true;
+  OpenStore();
+  constexpr int kEntries = 50;
+  std::vector<CreateParams> batch(kEntries, CreateParams{"d", "", std::nullopt});
+  const int64_t before = testing::FsyncCalls();
+  std::vector<absl::StatusOr<SessionRecord>> r = store_->CreateMany(batch);
+  const int64_t syncs = testing::FsyncCalls() - before;
+  EXPECT_LE(syncs, 2) << syncs << " syncs for one batch of " << kEntries;
+  ASSERT_EQ(r.size(), static_cast<size_t>(kEntries));
+  for (const auto& e : r) ASSERT_TRUE(e.ok()) << e.status();
+  Reopen();
+  for (const auto& e : r) EXPECT_TRUE(store_->Get(e->id, false).ok());
+  EXPECT_EQ(store_->Stats().sessions, kEntries);
+}
+
 TEST_F(SessionStoreTest, OpenOfDirOpenInThisProcessFailsClearly) {
   auto second = SessionStore::Open(options_, &clock_);
   ASSERT_FALSE(second.ok());
