@@ -112,6 +112,34 @@ void SessionCalls::Create(const v1::CreateRequest& request,
                        }));
 }
 
+void SessionCalls::CreateMany(std::vector<CreateCall> calls) const {
+  std::vector<store::CreateParams> valid;
+  std::vector<CreateCall> sent;  // the calls of `valid`, in its order
+  valid.reserve(calls.size());
+  sent.reserve(calls.size());
+  for (CreateCall& call : calls) {
+    auto params = CreateParamsOf(*call.request, allow_client_ids_);
+    if (!params.ok()) {
+      std::move(call.done)(params.status());
+      continue;
+    }
+    valid.push_back(*std::move(params));
+    sent.push_back(std::move(call));
+  }
+  if (valid.empty()) return;
+  backend_->CreateMany(
+      std::move(valid),
+      [sent = std::move(sent)](
+          std::vector<absl::StatusOr<store::SessionRecord>> created) mutable {
+        for (size_t i = 0; i < sent.size(); ++i) {
+          if (created[i].ok()) {
+            ToProto(*std::move(created[i]), sent[i].response->mutable_session());
+          }
+          std::move(sent[i].done)(created[i].status());
+        }
+      });
+}
+
 void SessionCalls::Update(const v1::UpdateRequest& request,
                           v1::UpdateResponse* response, Done done) const {
   auto params = UpdateParamsOf(request);

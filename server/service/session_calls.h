@@ -5,6 +5,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
@@ -44,6 +45,16 @@ class SessionCalls {
               sessiongrid::v1::UpdateResponse* response, Done done) const;
   void Delete(const sessiongrid::v1::DeleteRequest& request,
               sessiongrid::v1::DeleteResponse* response, Done done) const;
+
+  // Several Creates, each answered as Create answers it, with the valid
+  // ones handed to the backend together (a local store writes them in one
+  // WriteBatch). Reads the requests only before it returns.
+  struct CreateCall {
+    const sessiongrid::v1::CreateRequest* request;
+    sessiongrid::v1::CreateResponse* response;
+    Done done;
+  };
+  void CreateMany(std::vector<CreateCall> calls) const;
 
   store::SessionBackend* backend() const { return backend_; }
   bool allow_client_ids() const { return allow_client_ids_; }

@@ -76,7 +76,11 @@ class SessionStream final
         Refuse(call, refused, /*not_run=*/false);
       }
     } else {
-      for (const v1::StreamCall& call : request.calls()) Run(call);
+      // A message's Creates go to the backend together (one WriteBatch on
+      // a local store); the other calls start one by one.
+      std::vector<SessionCalls::CreateCall> creates;
+      for (const v1::StreamCall& call : request.calls()) Run(call, &creates);
+      if (!creates.empty()) calls_->CreateMany(std::move(creates));
     }
     {
       absl::MutexLock lock(&mu_);
@@ -112,8 +116,10 @@ class SessionStream final
   }
 
  private:
-  // Starts one call; its answer comes back through Answer().
-  void Run(const v1::StreamCall& call) {
+  // Starts one call, or adds a Create to `creates`; its answer comes back
+  // through Answer().
+  void Run(const v1::StreamCall& call,
+           std::vector<SessionCalls::CreateCall>* creates) {
     auto reply = std::make_unique<v1::StreamReply>();
     reply->set_call_id(call.call_id());
     v1::StreamReply* r = reply.get();
@@ -130,8 +136,8 @@ class SessionStream final
       case v1::StreamCall::kTouch:
         return calls_->Touch(call.touch(), r->mutable_touch(), std::move(done));
       case v1::StreamCall::kCreate:
-        return calls_->Create(call.create(), r->mutable_create(),
-                              std::move(done));
+        creates->push_back({&call.create(), r->mutable_create(), std::move(done)});
+        return;
       case v1::StreamCall::kUpdate:
         return calls_->Update(call.update(), r->mutable_update(),
                               std::move(done));

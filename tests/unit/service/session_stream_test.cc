@@ -6,9 +6,9 @@
 
 #include <functional>
 #include <map>
-#include <thread>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -47,6 +47,19 @@ class ParkingBackend final : public store::SessionBackend {
       }
     }
     std::move(done)(std::move(r));
+  }
+  // Counts the batches (the default answers each entry by Create).
+  void CreateMany(std::vector<store::CreateParams> params,
+                  store::ManyReply done) override {
+    {
+      absl::MutexLock lock(&mu_);
+      create_many_sizes_.push_back(static_cast<int>(params.size()));
+    }
+    SessionBackend::CreateMany(std::move(params), std::move(done));
+  }
+  std::vector<int> create_many_sizes() const {
+    absl::MutexLock lock(&mu_);
+    return create_many_sizes_;
   }
   // From now on Creates park too (until ReleaseAll).
   void ParkCreates() {
@@ -151,6 +164,7 @@ class ParkingBackend final : public store::SessionBackend {
   bool park_creates_ = false;
   int max_parked_ = 0;
   int creates_ = 0;
+  std::vector<int> create_many_sizes_;
 };
 
 // Polls `done` every millisecond for at most `timeout`.
@@ -362,6 +376,48 @@ TEST(SessionStreamTest, EveryKindOfCallRoundTripsAndABadOneFailsAlone) {
   pipeline->Create(create, chosen.callback());
   EXPECT_EQ(chosen.Wait().status().code(), absl::StatusCode::kPermissionDenied);
   EXPECT_EQ(pipeline->stats().streams_opened, 2);  // one per stream slot
+}
+
+// The Creates of one stream message reach the backend as one CreateMany
+// (one WriteBatch on a local store); a bad one fails alone, before it.
+TEST(SessionStreamTest, AMessagesCreatesGoToTheBackendTogether) {
+  Node node;
+  auto channel = grpc::CreateChannel(node.address(),
+                                     grpc::InsecureChannelCredentials());
+  auto stub = v1::SessionService::NewStub(channel);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+  auto stream = stub->Stream(&ctx);
+  v1::StreamRequest request;
+  constexpr int kCreates = 20;
+  for (int i = 0; i < kCreates; ++i) {
+    v1::StreamCall* call = request.add_calls();
+    call->set_call_id(i);
+    call->mutable_create()->set_data(absl::StrCat("d", i));
+  }
+  v1::StreamCall* bad = request.add_calls();
+  bad->set_call_id(kCreates);
+  bad->mutable_create()->set_principal("a\nb");  // header injection
+  v1::StreamCall* touch = request.add_calls();
+  touch->set_call_id(kCreates + 1);
+  touch->mutable_touch()->set_id(Id("t"));
+  ASSERT_TRUE(stream->Write(request));
+  ASSERT_TRUE(stream->WritesDone());
+  std::map<uint64_t, v1::StreamReply> replies;
+  v1::StreamResponse response;
+  while (stream->Read(&response)) {
+    for (const v1::StreamReply& r : response.replies()) replies[r.call_id()] = r;
+  }
+  EXPECT_TRUE(stream->Finish().ok());
+  ASSERT_EQ(replies.size(), static_cast<size_t>(kCreates + 2));
+  for (int i = 0; i < kCreates; ++i) {
+    EXPECT_EQ(replies[i].status().code(), 0) << i << ": " << replies[i].status().message();
+    EXPECT_EQ(replies[i].create().session().data(), absl::StrCat("d", i));
+  }
+  EXPECT_EQ(replies[kCreates].status().code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(replies[kCreates + 1].status().code(), 0);
+  EXPECT_EQ(node.backend().create_many_sizes(), std::vector<int>{kCreates});
+  EXPECT_EQ(node.backend().creates(), kCreates);
 }
 
 TEST(SessionStreamTest, AServerThatCannotKeepUpStopsReadingAtItsBound) {
