@@ -49,7 +49,10 @@ void ToProto(store::SessionRecord&& record, sessiongrid::v1::Session* out) {
   ToProto(record.create_time, out->mutable_create_time());
   ToProto(record.last_access_time, out->mutable_last_access_time());
   ToProto(record.expire_time, out->mutable_expire_time());
-  ToProto(record.version, out->mutable_version());
+  sessiongrid::v1::Version* version = out->mutable_version();
+  version->set_wall_millis(record.version.wall_millis);
+  version->set_logical(record.version.logical);
+  version->set_node_id(std::move(record.version.node_id));
 }
 
 store::Hlc FromProto(const sessiongrid::v1::Version& version) {

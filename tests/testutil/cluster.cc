@@ -83,6 +83,7 @@ TestCluster::TestCluster(std::string server_bin, std::string dir, int size,
     nodes_.push_back(n);
   }
   procs_.resize(size);
+  up_.resize(size);
   {
     absl::MutexLock lock(&stubs_mu_);
     session_stubs_.resize(size);
@@ -154,6 +155,7 @@ void TestCluster::Start(int i) {
   auto p = Subprocess::Start(ArgsFor(i));
   if (!p.ok()) return;
   procs_[i] = std::move(*p);
+  up_[i] = true;
   procs_[i]->WaitForLine("msg=listening", absl::Seconds(30));
 }
 
@@ -165,6 +167,7 @@ int TestCluster::AddNode(std::vector<std::string> extra) {
   n.data_dir = absl::StrCat(dir_, "/", n.node_id);
   nodes_.push_back(n);
   procs_.emplace_back();
+  up_.emplace_back(false);
   {
     absl::MutexLock lock(&stubs_mu_);
     session_stubs_.emplace_back();
@@ -180,6 +183,7 @@ void TestCluster::Kill(int i) {
   if (procs_[i] == nullptr) return;
   procs_[i]->Signal(SIGCONT);
   procs_[i]->Signal(SIGKILL);
+  up_[i] = false;
   procs_[i]->Wait(absl::Seconds(10));
   procs_[i].reset();
 }
@@ -187,6 +191,7 @@ void TestCluster::Kill(int i) {
 void TestCluster::Terminate(int i) {
   if (procs_[i] == nullptr) return;
   procs_[i]->Signal(SIGTERM);
+  up_[i] = false;
   procs_[i]->Wait(absl::Seconds(30));
   procs_[i].reset();
 }

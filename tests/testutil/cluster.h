@@ -3,6 +3,8 @@
 // data dirs, restarts) and the checks they need (ReadLocal, ClusterStatus).
 #pragma once
 
+#include <atomic>
+#include <deque>
 #include <memory>
 #include <string>
 #include <vector>
@@ -55,7 +57,8 @@ class TestCluster final {
   void Pause(int i);      // SIGSTOP
   void Resume(int i);     // SIGCONT
   void Wipe(int i);       // removes the data dir (node must be stopped)
-  bool running(int i) const { return procs_[i] != nullptr; }
+  // Safe beside Kill/Terminate on another thread (load threads ask it).
+  bool running(int i) const { return up_[i].load(); }
   int size() const { return static_cast<int>(nodes_.size()); }
   const NodeSpec& node(int i) const { return nodes_[i]; }
   Subprocess* process(int i) { return procs_[i].get(); }
@@ -106,6 +109,9 @@ class TestCluster final {
       grpc::InsecureChannelCredentials();
   std::vector<NodeSpec> nodes_;
   std::vector<std::unique_ptr<Subprocess>> procs_;
+  // running(i), for threads other than the one that starts and stops nodes;
+  // a deque, so that AddNode never moves an element.
+  std::deque<std::atomic<bool>> up_;
   // Load threads read the stubs while the test thread restarts nodes.
   mutable absl::Mutex stubs_mu_;
   std::vector<std::unique_ptr<sessiongrid::v1::SessionService::Stub>> session_stubs_
