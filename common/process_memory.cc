@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 #include <string>
 
@@ -39,6 +40,14 @@ int64_t ProcessRssBytes() {
   int64_t size_pages = 0, resident_pages = 0;
   if (!(in >> size_pages >> resident_pages)) return 0;
   return resident_pages * static_cast<int64_t>(sysconf(_SC_PAGESIZE));
+}
+
+int64_t ProcessAnonymousRssBytes() {
+  std::ifstream in("/proc/self/statm");
+  int64_t size_pages = 0, resident_pages = 0, shared_pages = 0;
+  if (!(in >> size_pages >> resident_pages >> shared_pages)) return 0;
+  return std::max<int64_t>(resident_pages - shared_pages, 0) *
+         static_cast<int64_t>(sysconf(_SC_PAGESIZE));
 }
 
 std::optional<int64_t> CgroupMemoryUsageBytes() {

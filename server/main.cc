@@ -67,7 +67,8 @@ int main(int argc, char** argv) {
       "The node's memory budget: a size (e.g. 256MiB), auto (the cgroup v2 "
       "memory.max of the container; the machine's memory when there is "
       "none, logged) or 0 for none. Sizes RocksDB's caches and drives the "
-      "watermarks.",
+      "watermarks, which judge anonymous memory (not the 15-25 MiB of "
+      "mapped code).",
       [&options](std::string_view text) {
         return sg::store::ParseMemoryLimit(text, &options.governor);
       });

@@ -20,7 +20,7 @@ namespace {
 
 class SystemProbe final : public MemoryProbe {
  public:
-  int64_t RssBytes() override { return ProcessRssBytes(); }
+  int64_t AnonymousRssBytes() override { return ProcessAnonymousRssBytes(); }
   std::optional<int64_t> CgroupUsageBytes() override {
     return CgroupMemoryUsageBytes();
   }
@@ -156,7 +156,12 @@ ResolvedMemoryLimit ResolveMemoryLimit(const GovernorOptions& options,
   }
   if (std::optional<int64_t> cgroup = probe->CgroupLimitBytes();
       cgroup && *cgroup > 0) {
-    return {static_cast<uint64_t>(*cgroup), "cgroup v2 memory.max"};
+    // The watermarks judge anonymous memory; the container's limit also
+    // holds the mapped code, which must stay resident to run well.
+    const int64_t reserve = std::min(kMappedCodeReserveBytes, *cgroup / 2);
+    return {static_cast<uint64_t>(*cgroup - reserve),
+            absl::StrCat("cgroup v2 memory.max less ", reserve >> 20,
+                         " MiB for mapped code")};
   }
   return {static_cast<uint64_t>(std::max<int64_t>(0, probe->PhysicalMemoryBytes())),
           "physical memory (no cgroup v2 memory.max limits this process)"};
@@ -244,7 +249,7 @@ int64_t MemoryGovernor::BatchSize(double fraction) const {
 void MemoryGovernor::TickMemory() {
   absl::MutexLock pass(&memory_pass_mu_);
   const absl::Time now = clock_->Now();
-  const int64_t rss = probe_->RssBytes();
+  const int64_t rss = probe_->AnonymousRssBytes();
   const std::optional<int64_t> cgroup = probe_->CgroupUsageBytes();
   const int64_t accounted = store_->MemoryUsage().total() + structures_bytes();
   const int64_t limit = static_cast<int64_t>(options_.memory_limit_bytes);
@@ -272,7 +277,7 @@ void MemoryGovernor::TickMemory() {
         {"from", std::string(MemoryLevelName(before))},
         {"to", std::string(MemoryLevelName(after))},
         {"pressure", absl::StrFormat("%.3f", pressure)},
-        {"rss_bytes", absl::StrCat(rss)},
+        {"anon_rss_bytes", absl::StrCat(rss)},
         {"accounted_bytes", absl::StrCat(accounted)},
         {"limit_bytes", absl::StrCat(limit)},
         {"anonymous_creates",

@@ -1,12 +1,16 @@
 // MemoryGovernor: holds a node to one memory budget and to its disk and
 // session caps.
 //
-// Pressure is max(process RSS, what the store accounts for: block cache with
-// memtables charged to it, table readers, its own structures) divided by the
-// limit. RSS is what the kernel's OOM killer judges; the accounted figure
-// covers the case where RSS lags behind what RocksDB has already committed.
-// The cgroup's memory.current is reported but not used: it includes page
-// cache, which the kernel reclaims before it kills anything.
+// Pressure is max(the process's anonymous RSS, what the store accounts for:
+// block cache with memtables charged to it, table readers, its own
+// structures) divided by the limit. Anonymous memory (heap, stacks) is what
+// the kernel's OOM killer cannot take back; the accounted figure covers the
+// case where RSS lags behind what RocksDB has already committed. Neither
+// the file-backed part of RSS (the code of the binary and its libraries,
+// 15-25 MiB, which the kernel drops and reads again) nor the cgroup's
+// memory.current (it includes page cache) is counted: the kernel reclaims
+// both before it kills anything, and counting the code alone put a node
+// with a 40 MiB budget at the critical level while it held 12 MiB of data.
 //
 // Levels rise at once when pressure crosses a watermark and fall only when
 // pressure is `hysteresis` below it, so a node hovering at a watermark does
@@ -51,7 +55,8 @@ std::string_view MemoryLevelName(MemoryLevel level);
 class MemoryProbe {
  public:
   virtual ~MemoryProbe() = default;
-  virtual int64_t RssBytes() = 0;
+  // Resident anonymous memory (ProcessAnonymousRssBytes).
+  virtual int64_t AnonymousRssBytes() = 0;
   // cgroup v2 memory.current / memory.max; nullopt when absent or "max".
   virtual std::optional<int64_t> CgroupUsageBytes() = 0;
   virtual std::optional<int64_t> CgroupLimitBytes() = 0;
@@ -106,12 +111,16 @@ struct GovernorOptions {
 // KiB/MiB/GiB suffix. INVALID_ARGUMENT starting "memory_limit" otherwise.
 absl::Status ParseMemoryLimit(std::string_view text, GovernorOptions* options);
 
+// What `auto` leaves of a cgroup limit for the file-backed pages of the
+// binary and its libraries (at most half the limit).
+inline constexpr int64_t kMappedCodeReserveBytes = int64_t{32} << 20;
+
 struct ResolvedMemoryLimit {
   uint64_t bytes = 0;
   std::string source;  // for the start-up log line
 };
 // The limit to enforce: memory_limit_bytes, or with memory_limit_auto the
-// cgroup v2 memory.max, falling back to the machine's physical memory
+// cgroup v2 memory.max less kMappedCodeReserveBytes, falling back to the machine's physical memory
 // (the source says so) when there is no cgroup limit.
 ResolvedMemoryLimit ResolveMemoryLimit(const GovernorOptions& options,
                                        MemoryProbe* probe);
@@ -129,7 +138,7 @@ struct GovernorStats {
   MemoryLevel level = MemoryLevel::kNone;
   double pressure = 0;  // measured / limit; 0 without a limit
   int64_t limit_bytes = 0;
-  int64_t rss_bytes = 0;
+  int64_t rss_bytes = 0;  // anonymous RSS
   int64_t cgroup_usage_bytes = 0;  // 0 when not in a cgroup v2
   int64_t accounted_bytes = 0;     // the store's total + the governor's own
   int64_t disk_bytes = 0;          // as of the last disk pass (0 if none)

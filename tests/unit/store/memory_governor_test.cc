@@ -27,7 +27,7 @@ class FakeProbe final : public MemoryProbe {
   void SetRss(double fraction_of_limit) {
     rss_.store(static_cast<int64_t>(fraction_of_limit * kLimit));
   }
-  int64_t RssBytes() override { return rss_.load(); }
+  int64_t AnonymousRssBytes() override { return rss_.load(); }
   std::optional<int64_t> CgroupUsageBytes() override { return cgroup_usage; }
   std::optional<int64_t> CgroupLimitBytes() override { return cgroup_limit; }
   int64_t PhysicalMemoryBytes() override { return int64_t{8} << 30; }
@@ -373,8 +373,11 @@ TEST(MemoryLimitTest, AutoUsesTheCgroupLimitOrSaysItFellBack) {
   o.memory_limit_auto = true;
   probe.cgroup_limit = int64_t{512} << 20;
   ResolvedMemoryLimit with_cgroup = ResolveMemoryLimit(o, &probe);
-  EXPECT_EQ(with_cgroup.bytes, uint64_t{512} << 20);
-  EXPECT_EQ(with_cgroup.source, "cgroup v2 memory.max");
+  // The budget judges anonymous memory: the mapped code gets its room.
+  EXPECT_EQ(with_cgroup.bytes, uint64_t{480} << 20);
+  EXPECT_EQ(with_cgroup.source, "cgroup v2 memory.max less 32 MiB for mapped code");
+  probe.cgroup_limit = int64_t{40} << 20;
+  EXPECT_EQ(ResolveMemoryLimit(o, &probe).bytes, uint64_t{20} << 20);
 
   probe.cgroup_limit.reset();
   ResolvedMemoryLimit fallback = ResolveMemoryLimit(o, &probe);
