@@ -16,8 +16,9 @@
 # only the counts do.
 #
 # Environment: BUILD_DIR (build), DURATION (10s per run, in seconds),
-# CONCURRENCY (50),
-# VALUE_SIZE (1024), KEYS (2000), CLIENT (0).
+# CONCURRENCY (50), VALUE_SIZE (1024), KEYS (2000), CLIENT (0), PROFILE_DIR
+# (none: a directory that keeps each run's callgrind dump, named after the
+# run, for `callgrind_annotate --inclusive=no PROFILE_DIR/stream-get`).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -92,8 +93,10 @@ bench "$TMP/preload.json" --op get --keys "$KEYS" --duration 1s \
   --warmup 0s --ids-out "$TMP/ids"
 
 results=()
-for mode in unary batch stream; do
-  for op in get create; do
+# Every Get run before any Create run: the counts cover every thread, so a
+# Get run after a Create run would carry that run's flush and compaction.
+for op in get create; do
+  for mode in unary batch stream; do
     name=$mode-$op
     flags=(--op "$op" --mode "$mode" --duration "$DURATION" --warmup 0s)
     [[ "$op" == get ]] && flags+=(--ids-in "$TMP/ids")
@@ -106,6 +109,7 @@ for mode in unary batch stream; do
       rm -f "$TMP"/server."$SERVER_PID".*
       callgrind_control --dump="$name" "$SERVER_PID" >/dev/null 2>&1
       dump=$(ls "$TMP"/server."$SERVER_PID".* | tail -1)
+      [[ -n "${PROFILE_DIR:-}" ]] && mkdir -p "$PROFILE_DIR" && cp "$dump" "$PROFILE_DIR/$name"
     else
       # The whole process is counted, start-up included: two runs, of
       # DURATION and twice that, and the difference is the calls' own cost.
@@ -132,6 +136,8 @@ json.dump(l, open(f"{base}.json", "w"))
 print(long_ir - short_ir)
 EOF2
       cp "$TMP/$name-long.err" "$TMP/$name.err"
+      [[ -n "${PROFILE_DIR:-}" ]] && mkdir -p "$PROFILE_DIR" &&
+        cp "$TMP/client-$name-long" "$PROFILE_DIR/$name"
       dump=
     fi
     if [[ -n "$dump" ]]; then

@@ -60,8 +60,11 @@ void SessionStore::Impl::ScaleCaches(double fraction) {
   fraction = std::clamp(fraction, 0.01, 1.0);
   cache_->SetCapacity(
       static_cast<size_t>(fraction * plan_.block_cache_bytes));
-  write_buffers_->SetBufferSize(static_cast<size_t>(
-      std::max(fraction, 0.5) * plan_.write_buffer_bytes));
+  // The memtable budget stays as planned: it is a small, bounded share of
+  // the limit, and the governor's flushes already empty it. Shrunk, it
+  // only makes each flush smaller: under a create flood level-0 files pile
+  // up and RocksDB stalls or stops writes (a 40 MiB node fell to a third of
+  // its creates, p99 ~90 ms; bench/tight-budget.sh).
 }
 
 absl::Status SessionStore::Impl::FlushMemtables(bool wait) {

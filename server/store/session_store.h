@@ -431,8 +431,8 @@ class SessionStore final {
   StoreMemoryUsage MemoryUsage() const;
 
   // Sets the block cache capacity to `fraction` (0, 1] of the planned size
-  // (entries over it are dropped at once) and the memtable budget to
-  // max(fraction, 0.5) of its planned size. Thread-safe.
+  // (entries over it are dropped at once); the memtable budget keeps its
+  // planned size. Thread-safe.
   void ScaleCaches(double fraction);
 
   // Schedules a flush of every memtable (`wait`: and waits for it).
