@@ -9,8 +9,9 @@
 // the file-backed part of RSS (the code of the binary and its libraries,
 // 15-25 MiB, which the kernel drops and reads again) nor the cgroup's
 // memory.current (it includes page cache) is counted: the kernel reclaims
-// both before it kills anything, and counting the code alone put a node
-// with a 40 MiB budget at the critical level while it held 12 MiB of data.
+// both before it kills anything, and counting the code put a node with a
+// 40 MiB budget at the critical level while its anonymous memory was
+// 13-17 MiB (bench/tight-budget.sh).
 //
 // Levels rise at once when pressure crosses a watermark and fall only when
 // pressure is `hysteresis` below it, so a node hovering at a watermark does
