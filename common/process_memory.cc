@@ -33,21 +33,27 @@ std::optional<int64_t> ReadCgroupValue(const char* file) {
   }
 }
 
-}  // namespace
-
-int64_t ProcessRssBytes() {
-  std::ifstream in("/proc/self/statm");
-  int64_t size_pages = 0, resident_pages = 0;
-  if (!(in >> size_pages >> resident_pages)) return 0;
-  return resident_pages * static_cast<int64_t>(sysconf(_SC_PAGESIZE));
-}
-
-int64_t ProcessAnonymousRssBytes() {
+// /proc/self/statm's resident and shared (file-backed) pages, in bytes;
+// zeros if unreadable.
+struct Statm {
+  int64_t resident_bytes = 0;
+  int64_t shared_bytes = 0;
+};
+Statm ReadStatm() {
   std::ifstream in("/proc/self/statm");
   int64_t size_pages = 0, resident_pages = 0, shared_pages = 0;
-  if (!(in >> size_pages >> resident_pages >> shared_pages)) return 0;
-  return std::max<int64_t>(resident_pages - shared_pages, 0) *
-         static_cast<int64_t>(sysconf(_SC_PAGESIZE));
+  if (!(in >> size_pages >> resident_pages >> shared_pages)) return {};
+  const int64_t page = sysconf(_SC_PAGESIZE);
+  return {resident_pages * page, shared_pages * page};
+}
+
+}  // namespace
+
+int64_t ProcessRssBytes() { return ReadStatm().resident_bytes; }
+
+int64_t ProcessAnonymousRssBytes() {
+  const Statm m = ReadStatm();
+  return std::max<int64_t>(m.resident_bytes - m.shared_bytes, 0);
 }
 
 std::optional<int64_t> CgroupMemoryUsageBytes() {

@@ -66,9 +66,9 @@ int main(int argc, char** argv) {
       "memory-limit", "0",
       "The node's memory budget: a size (e.g. 256MiB), auto (the cgroup v2 "
       "memory.max of the container less 32MiB for mapped code; the "
-      "machine's memory when there is none, logged) or 0 for none. Sizes RocksDB's caches and drives the "
-      "watermarks, which judge anonymous memory (not the 15-25 MiB of "
-      "mapped code).",
+      "machine's memory when there is none, logged) or 0 for none. Sizes "
+      "RocksDB's caches and drives the watermarks, which judge anonymous "
+      "memory (not the 15-25 MiB of mapped code).",
       [&options](std::string_view text) {
         return sg::store::ParseMemoryLimit(text, &options.governor);
       });

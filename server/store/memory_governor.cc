@@ -249,12 +249,12 @@ int64_t MemoryGovernor::BatchSize(double fraction) const {
 void MemoryGovernor::TickMemory() {
   absl::MutexLock pass(&memory_pass_mu_);
   const absl::Time now = clock_->Now();
-  const int64_t rss = probe_->AnonymousRssBytes();
+  const int64_t anon_rss = probe_->AnonymousRssBytes();
   const std::optional<int64_t> cgroup = probe_->CgroupUsageBytes();
   const int64_t accounted = store_->MemoryUsage().total() + structures_bytes();
   const int64_t limit = static_cast<int64_t>(options_.memory_limit_bytes);
   const double pressure =
-      limit > 0 ? static_cast<double>(std::max(rss, accounted)) / limit : 0.0;
+      limit > 0 ? static_cast<double>(std::max(anon_rss, accounted)) / limit : 0.0;
 
   MemoryLevel before, after;
   GovernorStats snapshot;
@@ -264,7 +264,7 @@ void MemoryGovernor::TickMemory() {
     after = NextMemoryLevel(before, pressure, options_);
     stats_.level = after;
     stats_.pressure = pressure;
-    stats_.rss_bytes = rss;
+    stats_.anon_rss_bytes = anon_rss;
     stats_.cgroup_usage_bytes = cgroup.value_or(0);
     stats_.accounted_bytes = accounted;
     if (after != before) ++stats_.level_changes;
@@ -277,7 +277,7 @@ void MemoryGovernor::TickMemory() {
         {"from", std::string(MemoryLevelName(before))},
         {"to", std::string(MemoryLevelName(after))},
         {"pressure", absl::StrFormat("%.3f", pressure)},
-        {"anon_rss_bytes", absl::StrCat(rss)},
+        {"anon_rss_bytes", absl::StrCat(anon_rss)},
         {"accounted_bytes", absl::StrCat(accounted)},
         {"limit_bytes", absl::StrCat(limit)},
         {"anonymous_creates",
@@ -291,7 +291,7 @@ void MemoryGovernor::TickMemory() {
   }
 
   if (const double scale = CacheScale(after); scale != cache_scale_) {
-    store_->ScaleCaches(scale);
+    store_->ScaleBlockCache(scale);
     cache_scale_ = scale;
   }
   if (after == MemoryLevel::kNone) return;

@@ -121,7 +121,8 @@ struct ResolvedMemoryLimit {
   std::string source;  // for the start-up log line
 };
 // The limit to enforce: memory_limit_bytes, or with memory_limit_auto the
-// cgroup v2 memory.max less kMappedCodeReserveBytes, falling back to the machine's physical memory
+// cgroup v2 memory.max less kMappedCodeReserveBytes, falling back to the
+// machine's physical memory
 // (the source says so) when there is no cgroup limit.
 ResolvedMemoryLimit ResolveMemoryLimit(const GovernorOptions& options,
                                        MemoryProbe* probe);
@@ -139,7 +140,7 @@ struct GovernorStats {
   MemoryLevel level = MemoryLevel::kNone;
   double pressure = 0;  // measured / limit; 0 without a limit
   int64_t limit_bytes = 0;
-  int64_t rss_bytes = 0;  // anonymous RSS
+  int64_t anon_rss_bytes = 0;
   int64_t cgroup_usage_bytes = 0;  // 0 when not in a cgroup v2
   int64_t accounted_bytes = 0;     // the store's total + the governor's own
   int64_t disk_bytes = 0;          // as of the last disk pass (0 if none)

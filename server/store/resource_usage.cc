@@ -55,7 +55,7 @@ StoreMemoryUsage SessionStore::Impl::MemoryUsage() const {
   return usage;
 }
 
-void SessionStore::Impl::ScaleCaches(double fraction) {
+void SessionStore::Impl::ScaleBlockCache(double fraction) {
   if (closed_.load(std::memory_order_acquire)) return;
   fraction = std::clamp(fraction, 0.01, 1.0);
   cache_->SetCapacity(
@@ -63,8 +63,7 @@ void SessionStore::Impl::ScaleCaches(double fraction) {
   // The memtable budget stays as planned: it is a small, bounded share of
   // the limit, and the governor's flushes already empty it. Shrunk, it
   // only makes each flush smaller: under a create flood level-0 files pile
-  // up and RocksDB stalls or stops writes (a 40 MiB node fell to a third of
-  // its creates, p99 ~90 ms; bench/tight-budget.sh).
+  // up and RocksDB stalls or stops writes (bench/tight-budget.sh).
 }
 
 absl::Status SessionStore::Impl::FlushMemtables(bool wait) {

@@ -96,14 +96,15 @@ absl::Status SessionStore::Impl::Open() {
   }
 
   cache_ = rocksdb::NewLRUCache(plan_.block_cache_bytes);
-  write_buffers_ = std::make_shared<rocksdb::WriteBufferManager>(
+  // Memtables are charged to the block cache, within a budget of their own.
+  auto write_buffers = std::make_shared<rocksdb::WriteBufferManager>(
       plan_.write_buffer_bytes, cache_);
 
   rocksdb::DBOptions db_options;
   db_options.create_if_missing = true;
   db_options.create_missing_column_families = true;
   db_options.paranoid_checks = true;
-  db_options.write_buffer_manager = write_buffers_;
+  db_options.write_buffer_manager = std::move(write_buffers);
   db_options.max_background_jobs = 2;
   db_options.bytes_per_sync = 1 << 20;
   db_options.keep_log_file_num = 4;
@@ -842,8 +843,8 @@ int64_t SessionStore::session_count() const { return impl_->session_count(); }
 StoreMemoryUsage SessionStore::MemoryUsage() const {
   return impl_->MemoryUsage();
 }
-void SessionStore::ScaleCaches(double fraction) {
-  impl_->ScaleCaches(fraction);
+void SessionStore::ScaleBlockCache(double fraction) {
+  impl_->ScaleBlockCache(fraction);
 }
 absl::Status SessionStore::FlushMemtables(bool wait) {
   return impl_->FlushMemtables(wait);

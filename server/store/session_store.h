@@ -432,8 +432,8 @@ class SessionStore final {
 
   // Sets the block cache capacity to `fraction` (0, 1] of the planned size
   // (entries over it are dropped at once); the memtable budget keeps its
-  // planned size. Thread-safe.
-  void ScaleCaches(double fraction);
+  // planned size (see resource_usage.cc). Thread-safe.
+  void ScaleBlockCache(double fraction);
 
   // Schedules a flush of every memtable (`wait`: and waits for it).
   absl::Status FlushMemtables(bool wait);

@@ -261,7 +261,7 @@ class SessionStore::Impl {
     return authenticated_.load() + anonymous_.load();
   }
   StoreMemoryUsage MemoryUsage() const;
-  void ScaleCaches(double fraction);
+  void ScaleBlockCache(double fraction);
   absl::Status FlushMemtables(bool wait);
   int64_t DiskBytes() const;
   absl::Status ReclaimDisk();
@@ -404,7 +404,6 @@ class SessionStore::Impl {
 
   std::shared_ptr<ExpiryFilterFactory> filters_;
   std::shared_ptr<rocksdb::Cache> cache_;
-  std::shared_ptr<rocksdb::WriteBufferManager> write_buffers_;
   rocksdb::DB* db_ = nullptr;  // owned; deleted by Close()
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;
   std::atomic<bool> closed_{true};

@@ -255,7 +255,7 @@ TEST_F(MemoryGovernorTest, PressureCountsWhatTheStoreHoldsWhenRssLags) {
   probe_.SetRss(0);
   governor_->TickMemory();
   GovernorStats s = governor_->Stats();
-  EXPECT_EQ(s.rss_bytes, 0);
+  EXPECT_EQ(s.anon_rss_bytes, 0);
   EXPECT_GT(s.accounted_bytes, 800 * 1024);
   EXPECT_NEAR(s.pressure, static_cast<double>(s.accounted_bytes) / (16 << 20),
               1e-9);
