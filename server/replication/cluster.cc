@@ -157,6 +157,8 @@ absl::StatusOr<std::unique_ptr<Cluster>> Cluster::Start(
                       security::MakeServerCredentials(options.PeerServerTls()));
   grpc::ServerBuilder builder;
   builder.AddListeningPort(options.peer_listen, credentials, &c->peer_port_);
+  // No SO_REUSEPORT, as on --listen: a taken port is an error, not shared.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.SetMaxReceiveMessageSize(64 << 20);
   builder.SetMaxSendMessageSize(64 << 20);
   builder.RegisterService(c->replica_service_.get());
@@ -193,6 +195,7 @@ absl::StatusOr<std::unique_ptr<Cluster>> Cluster::Start(
     coordinator->ReplicateEviction(e);
   });
 
+  c->stopped_ = false;
   c->membership_->Start();
   c->hints_->Start();
   c->anti_entropy_->Start();

@@ -118,7 +118,9 @@ class Cluster final {
   std::unique_ptr<grpc::Service> replica_service_;
   std::unique_ptr<grpc::Server> peer_server_;
   int peer_port_ = 0;
-  bool stopped_ = false;
+  // True until Start has started every part: a Start that fails half-way
+  // leaves nothing running for Stop to stop (and parts it never made).
+  bool stopped_ = true;
 };
 
 }  // namespace sg::replication

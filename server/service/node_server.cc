@@ -229,6 +229,9 @@ absl::StatusOr<std::unique_ptr<NodeServer>> NodeServer::Start(
                       security::MakeServerCredentials(options.tls));
   grpc::ServerBuilder builder;
   builder.AddListeningPort(options.listen, credentials, &impl->port);
+  // gRPC sets SO_REUSEPORT by default: a second server on a taken port
+  // would then start and silently take a share of its connections.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.RegisterService(impl->session_service.get());
   builder.RegisterService(impl->admin_service.get());
   if (impl->metrics_server != nullptr) {

@@ -6,11 +6,14 @@
 #include <atomic>
 #include <thread>
 
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "sessiongrid/v1/admin.grpc.pb.h"
 #include "sessiongrid/v1/session.grpc.pb.h"
+#include "tests/testutil/cluster.h"
 #include "tests/testutil/subprocess.h"
 
 namespace sg {
@@ -235,6 +238,40 @@ TEST_F(ServerProcessTest, LockedDataDirIsAClearErrorNotACrash) {
       << second->Output();
   EXPECT_NE(second->Output().find(dir_ + "/data"), std::string::npos)
       << second->Output();
+  first->Signal(SIGTERM);
+  EXPECT_EQ(first->Wait(absl::Seconds(30)), 0);
+}
+
+// gRPC would share a port between two servers (SO_REUSEPORT) and split
+// the connections between them; a second node on a taken port must refuse
+// to start instead, whether the port is its client or its peer port, and
+// a cluster node that fails half-way through starting must not crash.
+TEST_F(ServerProcessTest, TakenPortIsAClearErrorNotASharedPort) {
+  auto first = StartServer();
+  const std::string free_port =
+      absl::StrCat("127.0.0.1:", testutil::FreePort());
+  struct Case {
+    std::vector<std::string> args;
+    std::string error;
+  };
+  for (const Case& c : std::vector<Case>{
+           {{"--listen=" + address_}, "cannot listen on " + address_},
+           {{"--listen=" + address_, "--peer-listen=" + free_port,
+             "--peers=" + free_port},
+            "cannot listen on " + address_},
+           {{"--listen=" + free_port, "--peer-listen=" + address_,
+             "--peers=" + address_},
+            "cannot listen on --peer-listen " + address_}}) {
+    std::vector<std::string> args = c.args;
+    args.push_back("--data-dir=" + dir_ + "/second");
+    args.push_back("--metrics-listen=");
+    int code = 0;
+    auto second = RunToExit(args, &code);
+    const std::string what =
+        absl::StrJoin(c.args, " ") + "\n" + second->Output();
+    EXPECT_EQ(code, 1) << what;
+    EXPECT_NE(second->Output().find(c.error), std::string::npos) << what;
+  }
   first->Signal(SIGTERM);
   EXPECT_EQ(first->Wait(absl::Seconds(30)), 0);
 }

@@ -1,7 +1,9 @@
 #include "tests/testutil/cluster.h"
 
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -17,13 +19,40 @@ namespace v1 = ::sessiongrid::v1;
 
 // Ports the kernel hands out for port 0 come from the ephemeral range,
 // where other tests' outgoing connections take them too between our check
-// and the server's bind. Below that range only another listener could.
+// and the server's bind. Below that range only another listener could, and
+// ctest runs test processes side by side: each port is also reserved with
+// an flock on a file named for it, held until this process exits (the
+// kernel drops the lock when it dies, so a crashed test leaks nothing), so
+// two tests never pick the same port in the window before their servers
+// bind it.
+namespace {
+bool ReserveAcrossTestProcesses(int port) {
+  static const std::string dir = [] {
+    std::string d =
+        std::filesystem::temp_directory_path() / "sessiongrid-test-ports";
+    std::error_code ignored;
+    std::filesystem::create_directories(d, ignored);
+    std::filesystem::permissions(d, std::filesystem::perms::all, ignored);
+    return d;
+  }();
+  const std::string path = absl::StrCat(dir, "/", port);
+  const int fd = open(path.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0666);
+  if (fd < 0) return true;  // no reservation possible: the bind check decides
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    close(fd);
+    return false;
+  }
+  return true;  // fd stays open: the lock lasts as long as this process
+}
+}  // namespace
+
 int FreePort() {
   static std::atomic<uint32_t> salt{static_cast<uint32_t>(getpid()) * 7919u};
   for (int attempt = 0; attempt < 200; ++attempt) {
     const uint32_t r = salt.fetch_add(2654435761u) ^ static_cast<uint32_t>(
                            absl::ToUnixNanos(absl::Now()));
     const int port = 20000 + static_cast<int>(r % 12000);  // 20000-31999
+    if (!ReserveAcrossTestProcesses(port)) continue;
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     if (fd < 0) return 0;
     sockaddr_in addr{};

@@ -19,7 +19,8 @@
 
 namespace sg::testutil {
 
-// A free TCP port on 127.0.0.1 (bound and released; tests use it at once).
+// A free TCP port on 127.0.0.1 (bound and released; tests use it at once),
+// never one another live test process was given.
 int FreePort();
 
 // Polls `done` until it returns true or `timeout` passes; returns its last
