@@ -24,8 +24,10 @@
 #
 # Environment: BUILD_DIR (build), DURATION (10s), THREADS (2),
 # CONNECTIONS (64), WARMUP (2s), SESSIONS (10000), EDGE_FLAGS (extra
-# sessiongrid-edge flags); SERVER_BIN, CTL_BIN, EDGE_BIN, BENCH_BIN override
-# the binaries' paths.
+# sessiongrid-edge flags), PROFILE_DIR (none: after the measured runs, (a),
+# (b) and (c) run once more under `perf record`, and PROFILE_DIR keeps each
+# proxy's flat profile as NAME.txt); SERVER_BIN, CTL_BIN, EDGE_BIN,
+# BENCH_BIN override the binaries' paths.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -46,13 +48,17 @@ BENCH=${BENCH_BIN:-$BUILD_DIR/bench/sessiongrid-bench}
 die() { echo "compare-nginx: $*" >&2; exit 1; }
 # shellcheck source=bench/cpu.sh
 source "$ROOT/bench/cpu.sh"
+# shellcheck source=bench/profile.sh
+source "$ROOT/bench/profile.sh"
 
 for bin in "$SERVER" "$CTL" "$EDGE" "$BENCH"; do
   [[ -x "$bin" ]] || die "missing $bin (build it, or set BUILD_DIR)"
 done
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 [[ -x "$NGINX" ]] || die "missing nginx (scripts/setup installs it)"
-for tool in wrk curl openssl python3; do
+tools="wrk curl openssl python3"
+[[ -n "${PROFILE_DIR:-}" ]] && tools+=" perf"
+for tool in $tools; do
   command -v "$tool" >/dev/null || die "missing $tool"
 done
 
@@ -258,6 +264,37 @@ PROXY_PIDS=$EDGE_PID
 run edge_session "http://$EDGE_ADDR/api/user/profile" -s "$TMP/sessions.lua" \
   -H "Accept: application/json"
 reads_after=$(node_reads)
+
+# Profiles come after the measured runs so that perf's cost is in none of
+# the figures above.
+if [[ -n "${PROFILE_DIR:-}" ]]; then
+  mkdir -p "$PROFILE_DIR"
+  secs=${DURATION%s}
+  # profile NAME URL [wrk args...]: wrk for DURATION while perf samples
+  # $PROXY_PIDS (and the session service, into NAME-server).
+  profile() {
+    local name=$1 url=$2
+    shift 2
+    wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" -H "User-Agent: $UA" "$@" "$url" \
+      >"$PROFILE_DIR/wrk-$name.txt" &
+    local wrk_pid=$!
+    # shellcheck disable=SC2086
+    perf_profile "$PROFILE_DIR/$name" "$((secs - 1))" $PROXY_PIDS &
+    local perf_pid=$!
+    if [[ "$name" == edge_session ]]; then
+      perf_profile "$PROFILE_DIR/$name-server" "$((secs - 1))" "$SERVER_PID"
+    fi
+    wait "$perf_pid" "$wrk_pid"
+  }
+  echo "compare-nginx: profiling (a), (b), (c) into $PROFILE_DIR" >&2
+  PROXY_PIDS=$EDGE_PID
+  profile edge_bypass "http://$EDGE_ADDR/assets/x.js"
+  PROXY_PIDS=${NGINX_PID[proxy]}
+  profile nginx_proxy "http://127.0.0.1:$PROXY_PORT/assets/x.js"
+  PROXY_PIDS=$EDGE_PID
+  profile edge_session "http://$EDGE_ADDR/api/user/profile" -s "$TMP/sessions.lua" \
+    -H "Accept: application/json"
+fi
 
 ratio() { python3 -c "import sys; a, b = float(sys.argv[1]), float(sys.argv[2]); print(f'{a / b:.2f}' if b else 'n/a')" "$1" "$2"; }
 

@@ -19,7 +19,9 @@
 #
 # Env: BUILD_DIR (build), SIZES ("10000 1000000 10000000"), DURATION (10s per
 # measurement), CONCURRENCY (50), MEMORY_LIMIT (256MiB), VALUE_SIZE (1024),
-# REDIS_MAX_MIB (half of MemTotal). Everything on 127.0.0.1, in a temp dir
+# REDIS_MAX_MIB (half of MemTotal), PROFILE_DIR (none: after each size's
+# measured Get, one more Get run under `perf record`, the node's flat
+# profile kept as PROFILE_DIR/get-SIZE.txt). Everything on 127.0.0.1, in a temp dir
 # removed on exit; progress on stderr, the report on stdout.
 set -euo pipefail
 
@@ -46,6 +48,12 @@ for tool in redis-server redis-cli python3; do
   command -v "$tool" >/dev/null || die "missing $tool"
 done
 . "$ROOT/scripts/lib/loopback.sh"
+# shellcheck source=bench/profile.sh
+. "$ROOT/bench/profile.sh"
+if [[ -n "${PROFILE_DIR:-}" ]]; then
+  command -v perf >/dev/null || die "missing perf (PROFILE_DIR needs it)"
+  mkdir -p "$PROFILE_DIR"
+fi
 
 TMP=$(mktemp -d -t sg-scale.XXXXXX)
 SERVER_PID=0 REDIS_PID=0
@@ -139,6 +147,14 @@ for size in $SIZES; do
   "$BENCH" --target "127.0.0.1:$PORT" --server-pid "$SERVER_PID" --op get \
     --ids-in "$TMP/ids" --concurrency "$CONCURRENCY" --duration "$DURATION" \
     >"$TMP/get.json" 2>"$TMP/get.log" || { cat "$TMP/get.log" >&2; die "get run failed"; }
+  if [[ -n "${PROFILE_DIR:-}" ]]; then
+    say "$size: profiling a Get run into $PROFILE_DIR/get-$size.txt ..."
+    "$BENCH" --target "127.0.0.1:$PORT" --op get --ids-in "$TMP/ids" \
+      --concurrency "$CONCURRENCY" --duration "$DURATION" >/dev/null 2>&1 &
+    bench_pid=$!
+    perf_profile "$PROFILE_DIR/get-$size" "$((${DURATION%s} - 1))" "$SERVER_PID"
+    wait "$bench_pid" || die "the profiled get run failed"
+  fi
   say "$size: Create for $DURATION ..."
   "$BENCH" --target "127.0.0.1:$PORT" --server-pid "$SERVER_PID" --op create \
     --distinct-data --value-size "$VALUE_SIZE" --concurrency "$CONCURRENCY" --duration "$DURATION" \
