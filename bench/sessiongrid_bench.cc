@@ -590,6 +590,9 @@ int Main(int argc, char** argv) {
   if (!parsed.ok()) return Fail(parsed.status());
   if (!parsed->has_value()) return 0;
   const Config& config = **parsed;
+  // As in the server and the edge: Debian's Abseil checks every Mutex
+  // acquisition for deadlocks, which a load generator should not pay.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
 
   client::ClientOptions options;
   options.target = config.target;

@@ -3,6 +3,7 @@
 #include <array>
 #include <charconv>
 
+#include "absl/strings/escaping.h"
 #include "edge/http/text_util.h"
 #include "edge/proxy_headers.h"
 
@@ -87,32 +88,7 @@ SessionDirectives ParseDirectives(const RawDirectives& raw) {
 }
 
 std::string EncodeSessionData(std::string_view data) {
-  std::string out;
-  out.reserve((data.size() + 2) / 3 * 4);
-  const auto* in = reinterpret_cast<const unsigned char*>(data.data());
-  const size_t n = data.size();
-  size_t i = 0;
-  for (; i + 3 <= n; i += 3) {
-    const uint32_t v =
-        (uint32_t{in[i]} << 16) | (uint32_t{in[i + 1]} << 8) | in[i + 2];
-    out.push_back(kB64[(v >> 18) & 63]);
-    out.push_back(kB64[(v >> 12) & 63]);
-    out.push_back(kB64[(v >> 6) & 63]);
-    out.push_back(kB64[v & 63]);
-  }
-  if (n - i == 1) {
-    const uint32_t v = uint32_t{in[i]} << 16;
-    out.push_back(kB64[(v >> 18) & 63]);
-    out.push_back(kB64[(v >> 12) & 63]);
-    out.append("==");
-  } else if (n - i == 2) {
-    const uint32_t v = (uint32_t{in[i]} << 16) | (uint32_t{in[i + 1]} << 8);
-    out.push_back(kB64[(v >> 18) & 63]);
-    out.push_back(kB64[(v >> 12) & 63]);
-    out.push_back(kB64[(v >> 6) & 63]);
-    out.push_back('=');
-  }
-  return out;
+  return absl::Base64Escape(absl::string_view(data.data(), data.size()));
 }
 
 std::optional<std::string> DecodeBase64Flexible(std::string_view text) {
