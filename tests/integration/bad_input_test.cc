@@ -50,7 +50,9 @@ class BadInputTest : public ::testing::Test {
   void TearDown() override {
     sessions_.reset();
     admin_.reset();
-    if (server_) EXPECT_TRUE(server_->Drain().ok());
+    if (server_) {
+      EXPECT_TRUE(server_->Drain().ok());
+    }
     server_.reset();
     testutil::RemoveTree(dir_);
   }

@@ -38,7 +38,9 @@ class SessionServiceTest : public ::testing::Test {
   void TearDown() override {
     sessions_.reset();
     admin_.reset();
-    if (server_) EXPECT_TRUE(server_->Drain().ok());
+    if (server_) {
+      EXPECT_TRUE(server_->Drain().ok());
+    }
     server_.reset();
     testutil::RemoveTree(dir_);
   }

@@ -66,7 +66,9 @@ absl::StatusOr<std::vector<v1::Session>> ListAll(v1::SessionService::Stub& stub,
     }
     EXPECT_LE(page.sessions_size(), page_size == 0 ? 100 : page_size);
     for (const v1::Session& session : page.sessions()) {
-      if (!token.empty()) EXPECT_GT(session.id(), token);
+      if (!token.empty()) {
+        EXPECT_GT(session.id(), token);
+      }
       all.push_back(session);
     }
     if (page.next_page_token().empty()) break;
@@ -102,7 +104,9 @@ class ListSessionsTest : public ::testing::Test {
   }
   void TearDown() override {
     sessions_.reset();
-    if (server_) EXPECT_TRUE(server_->Drain().ok());
+    if (server_) {
+      EXPECT_TRUE(server_->Drain().ok());
+    }
     server_.reset();
     testutil::RemoveTree(dir_);
   }

@@ -327,7 +327,9 @@ TEST_F(MemoryGovernorTest, DiskPassReclaimsGarbageBeforeEvicting) {
   EXPECT_LE(store_->DiskBytes(), 2 << 20);
   EXPECT_EQ(store_->Stats().evictions.total, 0);
   EXPECT_EQ(CountExisting({anon.begin() + 2500, anon.end()}), 500);
-  if (before > (2 << 20)) EXPECT_GE(governor_->Stats().disk_reclaims, 1);
+  if (before > (2 << 20)) {
+    EXPECT_GE(governor_->Stats().disk_reclaims, 1);
+  }
 }
 
 TEST(GovernorOptionsTest, ErrorsNameTheFieldOfTheFlag) {
