@@ -115,6 +115,15 @@ absl::Status SessionStore::Impl::Open() {
   table.cache_index_and_filter_blocks = true;
   table.pin_l0_filter_and_index_blocks_in_cache = true;
   table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  // Index and filter in 4 KiB partitions under a small top level that
+  // stays pinned: at millions of sessions the files' whole indexes and
+  // filters (hundreds of KiB each) no longer fit the cache beside the
+  // data, and a Get that misses one would read it whole again. A miss now
+  // costs one partition (bench/scale.sh, RESULTS.md).
+  table.index_type = rocksdb::BlockBasedTableOptions::kTwoLevelIndexSearch;
+  table.partition_filters = true;
+  table.metadata_block_size = 4096;
+  table.pin_top_level_index_and_filter = true;
   table.block_size = 8 << 10;
   table.format_version = 5;
 
