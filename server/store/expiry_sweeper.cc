@@ -1,8 +1,14 @@
 #include "server/store/expiry_sweeper.h"
 
+#include <algorithm>
 #include <utility>
 
 namespace sg::store {
+
+absl::Duration PauseAfterSweep(absl::Duration interval, absl::Duration took) {
+  constexpr int kPauseToPass = 9;
+  return std::max(interval, took * kPauseToPass);
+}
 
 ExpirySweeper::ExpirySweeper(SessionStore* store, absl::Duration interval,
                              PassCallback on_pass)
@@ -44,18 +50,21 @@ absl::Status ExpirySweeper::last_status() const {
 }
 
 void ExpirySweeper::Run() {
+  absl::Duration pause = interval_;
   while (true) {
     {
       absl::MutexLock lock(&mu_);
       // Real time on purpose: the interval paces work, it is not a TTL.
-      const absl::Time deadline = absl::Now() + interval_;
+      const absl::Time deadline = absl::Now() + pause;
       while (!stop_ && !sweep_soon_) {
         if (wake_.WaitWithDeadline(&mu_, deadline)) break;  // timed out
       }
       if (stop_) return;
       sweep_soon_ = false;
     }
+    const absl::Time start = absl::Now();
     absl::StatusOr<int64_t> result = store_->SweepExpired();
+    pause = PauseAfterSweep(interval_, absl::Now() - start);
     {
       absl::MutexLock lock(&mu_);
       ++passes_;

@@ -13,15 +13,23 @@
 
 namespace sg::store {
 
-// Sweeps every `interval` (real time) until Stop(). Thread-safe; the sweeper
-// thread owns the calls to the store, everything else is guarded by mu_.
+// A pass reads every stored session (11 GB at 10 million of 1 KiB), so the
+// pause before the next is the longer of `interval` and nine times what
+// the last pass took: sweeps use at most a tenth of a core whatever the
+// store's size. Expired sessions are never served meanwhile (reads check
+// the expiry); the sweep only reclaims them and recounts.
+absl::Duration PauseAfterSweep(absl::Duration interval, absl::Duration took);
+
+// Sweeps, paced by PauseAfterSweep (real time), until Stop(). Thread-safe;
+// the sweeper thread owns the calls to the store, everything else is
+// guarded by mu_.
 class ExpirySweeper final {
  public:
   // Called on the sweeper thread after every pass with its result.
   using PassCallback = std::function<void(const absl::StatusOr<int64_t>&)>;
 
   // Starts the thread; the first pass runs one interval from now (or at
-  // SweepSoon()). `store` must outlive the sweeper. `interval` > 0.
+  // SweepSoon(), which also cuts a pause short). `store` must outlive the sweeper. `interval` > 0.
   ExpirySweeper(SessionStore* store, absl::Duration interval,
                 PassCallback on_pass = nullptr);
   // Stops and joins.

@@ -91,6 +91,18 @@ TEST_F(ExpirySweeperTest, RunsEveryInterval) {
   EXPECT_EQ(store_->Stats().sweeps, passes);
 }
 
+TEST(PauseAfterSweepTest, IsTheIntervalOrNineTimesThePass) {
+  // Small stores: the interval.
+  EXPECT_EQ(PauseAfterSweep(absl::Seconds(5), absl::Milliseconds(20)),
+            absl::Seconds(5));
+  // A pass over millions of sessions: nine times its length, so sweeping
+  // takes a tenth of the time at most.
+  EXPECT_EQ(PauseAfterSweep(absl::Seconds(5), absl::Seconds(40)),
+            absl::Seconds(360));
+  EXPECT_EQ(PauseAfterSweep(absl::Seconds(5), absl::Seconds(1)),
+            absl::Seconds(9));
+}
+
 // Stop() on another thread, bounded: a Stop() that waits the interval out
 // fails after 10 s, clearly, and SweepSoon() then releases the thread.
 ::testing::AssertionResult StopsWithin(ExpirySweeper* sweeper,
