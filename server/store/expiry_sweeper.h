@@ -29,7 +29,8 @@ class ExpirySweeper final {
   using PassCallback = std::function<void(const absl::StatusOr<int64_t>&)>;
 
   // Starts the thread; the first pass runs one interval from now (or at
-  // SweepSoon(), which also cuts a pause short). `store` must outlive the sweeper. `interval` > 0.
+  // SweepSoon(), which also cuts a pause short). `store` must outlive the
+  // sweeper. `interval` > 0.
   ExpirySweeper(SessionStore* store, absl::Duration interval,
                 PassCallback on_pass = nullptr);
   // Stops and joins.
