@@ -175,11 +175,12 @@ class StreamTest : public ::testing::Test {
   }
 
   // Runs the load while `disrupt` runs, then a little after it.
-  std::unique_ptr<Load> RunWhile(const std::function<void()>& disrupt) {
+  std::unique_ptr<Load> RunWhile(
+      const std::function<void(const Load&)>& disrupt) {
     auto load = std::make_unique<Load>(pipeline_.get(), &users_);
     load->Start();
     WaitRounds(*load, 200);
-    disrupt();
+    disrupt(*load);
     WaitRounds(*load, load->rounds() + 200);
     load->Stop();
     return load;
@@ -224,7 +225,7 @@ std::string Describe(const std::map<std::string, int>& failures) {
 }
 
 TEST_F(StreamTest, ADrainingNodeFailsNoCallAndLosesNoWrite) {
-  std::unique_ptr<Load> load = RunWhile([&] {
+  std::unique_ptr<Load> load = RunWhile([&](const Load&) {
     cluster_->Terminate(2);  // SIGTERM: closes its streams, then exits 0
     cluster_->Start(2);      // a rolling restart
     ASSERT_TRUE(cluster_->WaitForView(0, absl::Seconds(20)));
@@ -236,7 +237,15 @@ TEST_F(StreamTest, ADrainingNodeFailsNoCallAndLosesNoWrite) {
 }
 
 TEST_F(StreamTest, AKilledNodeFailsOnlyWritesItHeldAndLosesNoAcknowledgedOne) {
-  std::unique_ptr<Load> load = RunWhile([&] {
+  std::unique_ptr<Load> load = RunWhile([&](const Load& running) {
+    // Stopped first, so that calls are surely on n1's stream when it dies
+    // (a kill at a moment when none is would test nothing): each message
+    // goes to the next stream, so within a few rounds one reaches n1 and
+    // waits there. Killed well before the client's 2 s deadline.
+    cluster_->Pause(1);
+    const int64_t before = running.rounds();
+    testutil::PollUntil([&] { return running.rounds() >= before + kUsers; },
+                        absl::Milliseconds(500));
     cluster_->Kill(1);  // SIGKILL: its streams break mid-flight
   });
   // Reads are sent again; an Update that was on n1's streams may have run
