@@ -1,9 +1,10 @@
 // The one body relay, for both directions: the request body from the
 // client to the upstream and the response body back. A parser with a
 // buffer_body fills a lent buffer of kRelayBufferBytes, the serializer
-// writes it on, until the parser is done; nothing is buffered whole and
-// chunked bodies are re-chunked. A direction (RequestBody, ResponseBody)
-// says where to read and write and what a failure means:
+// writes it on (a response without chunk framing: a plain write behind
+// its flat head, WriteFlatResponse), until the parser is done; nothing is
+// buffered whole and chunked bodies are re-chunked. A direction (RequestBody,
+// ResponseBody) says where to read and write and what a failure means:
 //   parser()           the parser the body comes from;
 //   buffer()           the relay buffer (borrowed from the worker's pool);
 //   Read(h)            one parser read, always asynchronous; h(error_code);
@@ -14,6 +15,9 @@
 // Included only by upstream_exchange.cc, where the relay starts.
 #pragma once
 
+#include <array>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/buffers_suffix.hpp>
 #include <boost/beast/http.hpp>
 #include <utility>
 
@@ -88,6 +92,11 @@ struct ProxyConnection::ResponseBody {
   }
   template <class Handler>
   void Write(Handler h) {
+    if (c->flat_response_) {
+      const auto& body = parser().get().body();
+      return c->WriteFlatResponse(net::const_buffer(body.data, body.size),
+                                  std::move(h));
+    }
     error_code ec;
     http::write(c->sock_, *c->resp_sr_, ec);
     if (!IsWouldBlock(ec)) return h(ec);
@@ -107,7 +116,7 @@ struct ProxyConnection::ResponseBody {
     c->sh_->metrics->CountUpstreamError(ec == beast::error::timeout
                                             ? UpstreamError::kResponseTimeout
                                             : UpstreamError::kProtocol);
-    if (!c->resp_sr_->is_header_done()) {  // nothing sent yet: say so
+    if (!c->ResponseHeadSent()) {  // nothing sent yet: say so
       c->up_.reset();
       return c->SendLocal(502, "bad gateway\n", true);
     }
@@ -116,6 +125,29 @@ struct ProxyConnection::ResponseBody {
   void WriteFailed(error_code) { c->Abort(); }
   void Done() { c->FinishExchange(); }
 };
+
+template <class Handler>
+void ProxyConnection::WriteFlatResponse(net::const_buffer body, Handler h) {
+  const std::array<net::const_buffer, 2> bufs{net::buffer(head_out_), body};
+  error_code ec;
+  const size_t n = net::write(sock_, bufs, ec);
+  if (!IsWouldBlock(ec)) {
+    if (!ec) head_out_.clear();
+    return h(ec);
+  }
+  beast::buffers_suffix<std::array<net::const_buffer, 2>> rest(bufs);
+  rest.consume(n);
+  op_ = ClientOp::kWrite;
+  SetDeadline(sh_->options.idle_timeout);
+  net::async_write(sock_, rest,
+                   [self = shared_from_this(), h = std::move(h)](
+                       error_code ec, size_t) mutable {
+                     self->op_ = ClientOp::kNone;
+                     self->ClearDeadline();
+                     if (!ec) self->head_out_.clear();
+                     h(ec);
+                   });
+}
 
 // Lends the relay buffer to the parser for the next read.
 template <class Dir>

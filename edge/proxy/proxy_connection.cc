@@ -325,6 +325,9 @@ void ProxyConnection::ResetExchange() {
   is_head_ = false;
   req_sr_.reset();
   resp_sr_.reset();
+  flat_response_ = false;
+  head_out_.clear();
+  if (head_out_.capacity() > kIdleBufferBytes) head_out_.shrink_to_fit();
   req_.reset();
   resp_.reset();
   local_.reset();

@@ -100,6 +100,8 @@ class ProxyConnection final
   void AcquireUpstream();
   void OnConnected(error_code ec);
   void WriteRequestHeader();
+  // A body-less, unchunked request: its head as one flat write.
+  void WriteFlatRequestHeader();
   void AfterRequestHeader(error_code ec);
   // A retry is safe only for a body-less idempotent request on a pooled
   // connection that failed before any response byte.
@@ -123,6 +125,14 @@ class ProxyConnection final
   void RelayWrite(error_code read_ec);
   template <class Dir>
   void RelayNext(error_code write_ec);
+  // Without chunk framing (flat_response_): writes head_out_ (empty once
+  // sent) and `body` to the client, at once when the socket takes them,
+  // else asynchronously under --idle-timeout; then h(error_code).
+  template <class Handler>
+  void WriteFlatResponse(net::const_buffer body, Handler h);
+  bool ResponseHeadSent() {  // Beast's is_header_done() is not const
+    return flat_response_ ? head_out_.empty() : resp_sr_->is_header_done();
+  }
 
   // ---- nginx auth_request endpoints; auth_endpoint.cc ----
   // Answers the check or the commit locally (never proxied).
@@ -174,6 +184,9 @@ class ProxyConnection final
   std::optional<http::request_serializer<http::buffer_body>> req_sr_;
   std::optional<http::response_parser<http::buffer_body>> resp_;
   std::optional<http::response_serializer<http::buffer_body>> resp_sr_;
+  // The flat head being written (WriteFlatRequestHeader, WriteFlatResponse).
+  std::string head_out_;
+  bool flat_response_ = false;
   std::unique_ptr<http::response<http::string_body>> local_;
   std::unique_ptr<UpstreamConn> up_;
   std::unique_ptr<char[]> req_buf_;

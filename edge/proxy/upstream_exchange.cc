@@ -13,6 +13,7 @@
 #include "absl/container/inlined_vector.h"
 #include "edge/http/text_util.h"
 #include "edge/proxy/body_relay.h"
+#include "edge/proxy/head_text.h"
 #include "edge/proxy/proxy_connection.h"
 #include "edge/proxy_headers.h"
 #include "edge/session_protocol.h"
@@ -140,6 +141,7 @@ void ProxyConnection::OnConnected(error_code ec) {
 
 void ProxyConnection::WriteRequestHeader() {
   upstream_start_ = SteadyClock::now();
+  if (req_->is_done() && !req_->chunked()) return WriteFlatRequestHeader();
   req_sr_.emplace(req_->get());
   if (!req_->is_done() && !expect_continue_ && cbuf_.size() > 0) {
     // Body bytes already arrived with the head: parse them first and send
@@ -154,6 +156,19 @@ void ProxyConnection::WriteRequestHeader() {
                            [self = shared_from_this()](error_code ec, size_t) {
                              self->AfterRequestHeader(ec);
                            });
+}
+
+void ProxyConnection::WriteFlatRequestHeader() {
+  head_out_.clear();
+  AppendHeadText(req_->get().base(), head_out_);
+  error_code ec;
+  const size_t n = net::write(up_->stream.socket(), net::buffer(head_out_), ec);
+  if (!IsWouldBlock(ec)) return AfterRequestHeader(ec);
+  up_->stream.expires_after(Chrono(sh_->options.upstream_timeout));
+  net::async_write(up_->stream, net::buffer(head_out_) + n,
+                   [self = shared_from_this()](error_code ec, size_t) {
+                     self->AfterRequestHeader(ec);
+                   });
 }
 
 void ProxyConnection::AfterRequestHeader(error_code ec) {
@@ -328,7 +343,15 @@ void ProxyConnection::WriteResponseHeader() {
   }
   res.version(11);
   sh_->metrics->CountResponse(res.result_int());
-  resp_sr_.emplace(res);
+  // Without chunk framing the body goes out as it came, behind one flat
+  // head; otherwise Beast's serializer frames it.
+  flat_response_ = !tunnel && !res.chunked();
+  if (flat_response_) {
+    head_out_.clear();
+    AppendHeadText(res.base(), head_out_);
+  } else {
+    resp_sr_.emplace(res);
+  }
   if (!tunnel && has_body_ && up_->buffer.size() > 0) {
     // Body bytes came with the head (the usual small response): parse
     // them now and send head and body in one write. Otherwise the head
@@ -338,6 +361,13 @@ void ProxyConnection::WriteResponseHeader() {
     http::read_some(up_->stream.socket(), up_->buffer, *resp_, ec);
     if (IsWouldBlock(ec)) ec = {};
     return RelayWrite<ResponseBody>(ec);
+  }
+  if (flat_response_) {
+    return WriteFlatResponse({}, [this](error_code ec) {
+      if (ec) return Abort();
+      if (!has_body_) return FinishExchange();
+      RelayRead<ResponseBody>();
+    });
   }
   if (!tunnel) {
     error_code ec;
