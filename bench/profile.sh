@@ -4,7 +4,9 @@
 
 # perf_profile OUT SECONDS PID...: samples the processes and their direct
 # children (nginx's workers) for SECONDS, keeps OUT.perf.data and writes
-# OUT.txt: self time by shared object, then by symbol.
+# OUT.txt: self time by shared object, then by symbol. PERF_RECORD_ARGS
+# replaces the sampling flags (-F 1999), e.g. with "-F 499 --call-graph
+# dwarf,16384" for callers (then `perf report -i OUT.perf.data -G`).
 perf_profile() {
   local out=$1 seconds=$2 pid pids=""
   shift 2
@@ -12,7 +14,8 @@ perf_profile() {
     pids+="${pids:+,}$pid"
     for pid in $(pgrep -P "$pid" || true); do pids+=",$pid"; done
   done
-  perf record -q -e cpu-clock -F 1999 -p "$pids" -o "$out.perf.data" \
+  # shellcheck disable=SC2086 # PERF_RECORD_ARGS is a list of words
+  perf record -q -e cpu-clock ${PERF_RECORD_ARGS:--F 1999} -p "$pids" -o "$out.perf.data" \
     -- sleep "$seconds" >/dev/null 2>"$out.perf.log" ||
     { cat "$out.perf.log" >&2; return 1; }
   {

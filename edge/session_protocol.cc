@@ -2,8 +2,8 @@
 
 #include <array>
 #include <charconv>
+#include <cstdint>
 
-#include "absl/strings/escaping.h"
 #include "edge/http/text_util.h"
 #include "edge/proxy_headers.h"
 
@@ -88,7 +88,34 @@ SessionDirectives ParseDirectives(const RawDirectives& raw) {
 }
 
 std::string EncodeSessionData(std::string_view data) {
-  return absl::Base64Escape(absl::string_view(data.data(), data.size()));
+  std::string out;
+  AppendSessionData(data, out);
+  return out;
+}
+
+void AppendSessionData(std::string_view data, std::string& out) {
+  static constexpr char kAlphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  const auto* in = reinterpret_cast<const unsigned char*>(data.data());
+  const size_t n = data.size();
+  size_t at = out.size();
+  out.resize(at + (n + 2) / 3 * 4);
+  char* o = out.data() + at;
+  size_t i = 0;
+  for (; i + 3 <= n; i += 3) {
+    const uint32_t v = in[i] << 16 | in[i + 1] << 8 | in[i + 2];
+    *o++ = kAlphabet[v >> 18];
+    *o++ = kAlphabet[v >> 12 & 63];
+    *o++ = kAlphabet[v >> 6 & 63];
+    *o++ = kAlphabet[v & 63];
+  }
+  if (i < n) {  // one or two bytes left: padded
+    const uint32_t v = in[i] << 16 | (i + 1 < n ? in[i + 1] << 8 : 0);
+    *o++ = kAlphabet[v >> 18];
+    *o++ = kAlphabet[v >> 12 & 63];
+    *o++ = i + 1 < n ? kAlphabet[v >> 6 & 63] : '=';
+    *o++ = '=';
+  }
 }
 
 std::optional<std::string> DecodeBase64Flexible(std::string_view text) {

@@ -82,6 +82,8 @@ SessionDirectives ParseDirectives(const RawDirectives& raw);
 
 // Standard base64 with padding (what X-Session-Data carries).
 std::string EncodeSessionData(std::string_view data);
+// The same, appended to `out`: with a reused `out`, no allocation.
+void AppendSessionData(std::string_view data, std::string& out);
 // Standard or URL-safe base64, padding optional, surrounding spaces
 // ignored. nullopt on any other character or a bad length.
 std::optional<std::string> DecodeBase64Flexible(std::string_view text);

@@ -7,13 +7,14 @@
 
 #include <boost/beast/http/message.hpp>
 #include <string>
+#include <string_view>
 
 namespace sg::edge::proxy {
 
 // Appends "METHOD target HTTP/x.y\r\n", each field as "Name: value\r\n",
-// then "\r\n".
+// `extra_fields` (more such lines, written as they are), then "\r\n".
 void AppendHeadText(const boost::beast::http::request_header<>& head,
-                    std::string& out);
+                    std::string& out, std::string_view extra_fields = {});
 
 // Appends "HTTP/x.y NNN reason\r\n" (the standard reason when the head has
 // none), each field, then "\r\n".

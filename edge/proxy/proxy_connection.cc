@@ -326,8 +326,10 @@ void ProxyConnection::ResetExchange() {
   req_sr_.reset();
   resp_sr_.reset();
   flat_response_ = false;
-  head_out_.clear();
-  if (head_out_.capacity() > kIdleBufferBytes) head_out_.shrink_to_fit();
+  for (std::string* s : {&head_out_, &session_field_}) {
+    s->clear();
+    if (s->capacity() > kIdleBufferBytes) s->shrink_to_fit();
+  }
   req_.reset();
   resp_.reset();
   local_.reset();

@@ -100,7 +100,8 @@ class ProxyConnection final
   void AcquireUpstream();
   void OnConnected(error_code ec);
   void WriteRequestHeader();
-  // A body-less, unchunked request: its head as one flat write.
+  // A body-less request (so unchunked) goes out as one flat head.
+  bool FlatRequest() const { return req_->is_done() && !req_->chunked(); }
   void WriteFlatRequestHeader();
   void AfterRequestHeader(error_code ec);
   // A retry is safe only for a body-less idempotent request on a pooled
@@ -187,6 +188,8 @@ class ProxyConnection final
   // The flat head being written (WriteFlatRequestHeader, WriteFlatResponse).
   std::string head_out_;
   bool flat_response_ = false;
+  // "X-Session-Data: ...\r\n" for a flat request head; else empty.
+  std::string session_field_;
   std::unique_ptr<http::response<http::string_body>> local_;
   std::unique_ptr<UpstreamConn> up_;
   std::unique_ptr<char[]> req_buf_;

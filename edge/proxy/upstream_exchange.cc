@@ -92,11 +92,20 @@ void ProxyConnection::PrepareUpstreamRequest() {
   if (is_upgrade_) req.set(http::field::connection, "upgrade");
   if (req_->chunked()) req.chunked(true);
 
+  session_field_.clear();
   if (session_flow_) {
     req.set(BV("X-Session-Status"), BV(SessionStatusName(session_.status)));
     if (session_.status == SessionStatus::kLoaded) {
       req.set(BV("X-Session-Id"), session_.id);
-      req.set(BV("X-Session-Data"), EncodeSessionData(session_.data));
+      if (FlatRequest()) {
+        // The largest field (the data's base64) skips Beast's field
+        // storage: written behind the head's fields, into a reused string.
+        session_field_.append("X-Session-Data: ");
+        AppendSessionData(session_.data, session_field_);
+        session_field_.append("\r\n");
+      } else {
+        req.set(BV("X-Session-Data"), EncodeSessionData(session_.data));
+      }
       if (!session_.principal.empty()) {
         req.set(BV("X-Session-Principal"), session_.principal);
       }
@@ -141,7 +150,7 @@ void ProxyConnection::OnConnected(error_code ec) {
 
 void ProxyConnection::WriteRequestHeader() {
   upstream_start_ = SteadyClock::now();
-  if (req_->is_done() && !req_->chunked()) return WriteFlatRequestHeader();
+  if (FlatRequest()) return WriteFlatRequestHeader();
   req_sr_.emplace(req_->get());
   if (!req_->is_done() && !expect_continue_ && cbuf_.size() > 0) {
     // Body bytes already arrived with the head: parse them first and send
@@ -160,7 +169,7 @@ void ProxyConnection::WriteRequestHeader() {
 
 void ProxyConnection::WriteFlatRequestHeader() {
   head_out_.clear();
-  AppendHeadText(req_->get().base(), head_out_);
+  AppendHeadText(req_->get().base(), head_out_, session_field_);
   error_code ec;
   const size_t n = net::write(up_->stream.socket(), net::buffer(head_out_), ec);
   if (!IsWouldBlock(ec)) return AfterRequestHeader(ec);

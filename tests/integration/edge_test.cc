@@ -151,6 +151,10 @@ class EdgeSessionLifecycleTest : public EdgeTest {
     EXPECT_TRUE(EchoedName(r, "X-Session-Id")) << r.body;
     EXPECT_FALSE(EchoedName(r, "X-Session-Principal")) << r.body;
     EXPECT_FALSE(r.SessionSetCookie().has_value());
+    // A client's own X-Session-Data never reaches the app beside ours.
+    r = Do(Get("/api/user/cart", with1 + "X-Session-Data: ZXZpbA==\r\n"));
+    EXPECT_TRUE(Echoed(r, "X-Session-Data: " + B64(data))) << r.body;
+    EXPECT_FALSE(Echoed(r, "X-Session-Data: ZXZpbA==")) << r.body;
 
     // Login: the id rotates, the old cookie stops working.
     r = Do(Get("/login?principal=alice", with1));

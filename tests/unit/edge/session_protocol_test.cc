@@ -2,6 +2,7 @@
 
 #include <random>
 
+#include "absl/strings/escaping.h"
 #include "gtest/gtest.h"
 
 namespace sg::edge {
@@ -80,6 +81,20 @@ TEST(SessionProtocolTest, Base64RoundTripsArbitraryBytesBothAlphabets) {
   EXPECT_EQ(EncodeSessionData("hi"), "aGk=");
   EXPECT_FALSE(DecodeBase64Flexible("abcde").has_value());  // bad length
   EXPECT_FALSE(DecodeBase64Flexible("ab$d").has_value());
+}
+
+TEST(SessionProtocolTest, AppendSessionDataIsStandardBase64Appended) {
+  std::mt19937 rng(7);
+  std::string out = "X-Session-Data: ";
+  std::string expected = out;
+  for (int len = 0; len < 300; ++len) {
+    std::string bytes;
+    for (int i = 0; i < len; ++i) bytes.push_back(static_cast<char>(rng()));
+    AppendSessionData(bytes, out);
+    expected += absl::Base64Escape(bytes);  // Abseil's encoder as reference
+    ASSERT_EQ(out, expected) << "length " << len;
+    ASSERT_EQ(EncodeSessionData(bytes), absl::Base64Escape(bytes));
+  }
 }
 
 TEST(SessionProtocolTest, TtlAcceptsSecondsOrDurations) {
