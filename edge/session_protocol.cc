@@ -98,7 +98,7 @@ void AppendSessionData(std::string_view data, std::string& out) {
       "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   const auto* in = reinterpret_cast<const unsigned char*>(data.data());
   const size_t n = data.size();
-  size_t at = out.size();
+  const size_t at = out.size();
   out.resize(at + (n + 2) / 3 * 4);
   char* o = out.data() + at;
   size_t i = 0;

@@ -92,8 +92,7 @@ void ProxyConnection::PrepareUpstreamRequest() {
   if (is_upgrade_) req.set(http::field::connection, "upgrade");
   if (req_->chunked()) req.chunked(true);
 
-  session_field_.clear();
-  if (session_flow_) {
+  if (session_flow_) {  // session_field_ is empty: ResetExchange
     req.set(BV("X-Session-Status"), BV(SessionStatusName(session_.status)));
     if (session_.status == SessionStatus::kLoaded) {
       req.set(BV("X-Session-Id"), session_.id);
