@@ -210,7 +210,9 @@ int TestCluster::AddNode(std::vector<std::string> extra) {
 
 void TestCluster::Kill(int i) {
   if (procs_[i] == nullptr) return;
-  procs_[i]->Signal(SIGCONT);
+  // No SIGCONT first: SIGKILL ends a stopped process as it is, whereas a
+  // woken one runs for a moment (its expired peer deadlines fire and it
+  // answers clients UNAVAILABLE) before the kill lands.
   procs_[i]->Signal(SIGKILL);
   up_[i] = false;
   procs_[i]->Wait(absl::Seconds(10));
