@@ -119,9 +119,9 @@ absl::StatusOr<std::unique_ptr<NodeServer>> NodeServer::Start(
   impl->options.governor.memory_limit_bytes = limit.bytes;
   impl->options.store.memory_limit_bytes = limit.bytes;
   if (limit.bytes > 0) {
-    // Few arenas: with one per contending thread (gRPC and RocksDB run
-    // dozens), freed memory scattered over them keeps RSS high.
-    store::LimitMallocArenas(2);
+    // Few arenas, and large blocks returned when freed: RSS then tracks
+    // what is in use, which the governor reads as pressure.
+    store::TuneMallocForBudget(2);
   }
   const bool clustered = options.cluster.enabled();
   impl->options.store.replicated = clustered;

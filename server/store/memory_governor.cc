@@ -176,7 +176,11 @@ MemoryLevel NextMemoryLevel(MemoryLevel current, double pressure,
   return falling < current ? falling : current;
 }
 
-void LimitMallocArenas(int arenas) { mallopt(M_ARENA_MAX, arenas); }
+void TuneMallocForBudget(int arenas) {
+  mallopt(M_ARENA_MAX, arenas);
+  // Setting it also turns off glibc's dynamic threshold.
+  mallopt(M_MMAP_THRESHOLD, 512 << 10);
+}
 
 MemoryGovernor::MemoryGovernor(const GovernorOptions& options,
                                SessionStore* store, MemoryProbe* probe,

@@ -131,10 +131,18 @@ ResolvedMemoryLimit ResolveMemoryLimit(const GovernorOptions& options,
 MemoryLevel NextMemoryLevel(MemoryLevel current, double pressure,
                             const GovernorOptions& options);
 
-// Caps the number of glibc malloc arenas. Each thread that meets a locked
-// arena otherwise opens a new one (up to 8 per core), and freed memory
-// scattered across many arenas stays resident. Process-wide; call early.
-void LimitMallocArenas(int arenas);
+// Makes glibc malloc's resident memory follow what is in use, for a node
+// held to a budget. Process-wide; call early.
+//   - At most `arenas` arenas. Each thread that meets a locked arena
+//     otherwise opens a new one (up to 8 per core), and freed memory
+//     scattered across many arenas stays resident.
+//   - Blocks of 512 KiB and more are always their own mappings, returned to
+//     the kernel when freed. glibc otherwise raises that threshold on the
+//     first such free, and RocksDB's 1 MiB memtable blocks then land in the
+//     heap, where a flushed memtable's memory is returned or kept by
+//     chance: in a soak RSS fell 16 MiB at one flush and nothing at the
+//     next (bench/soak.sh, RESULTS.md).
+void TuneMallocForBudget(int arenas);
 
 struct GovernorStats {
   MemoryLevel level = MemoryLevel::kNone;

@@ -2,6 +2,8 @@
 // hysteresis, the actions of each level, and the disk and session caps.
 #include "server/store/memory_governor.h"
 
+#include <malloc.h>
+
 #include <atomic>
 #include <memory>
 #include <random>
@@ -406,6 +408,28 @@ TEST_F(MemoryGovernorTest, ThreadsRunPassesUntilStopped) {
   governor.Stop();
   governor.Stop();  // idempotent
 }
+
+// glibc's own allocator only: the sanitizers bring theirs.
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+// The compiler may not drop a malloc/free pair whose pointer escapes here.
+void* Escaped(void* p) {
+  asm volatile("" : : "r"(p) : "memory");
+  return p;
+}
+
+TEST(TuneMallocForBudgetTest, LargeBlocksStayMappingsAfterOneIsFreed) {
+  TuneMallocForBudget(2);
+  constexpr size_t kBlock = 1 << 20;  // a RocksDB memtable block
+  // Untuned, freeing this one raises glibc's threshold above its size.
+  free(Escaped(malloc(kBlock)));
+  const size_t mapped_before = mallinfo2().hblkhd;
+  void* block = Escaped(malloc(kBlock));
+  const size_t mapped_during = mallinfo2().hblkhd;
+  free(block);
+  EXPECT_GE(mapped_during - mapped_before, kBlock);
+  EXPECT_EQ(mallinfo2().hblkhd, mapped_before);  // unmapped when freed
+}
+#endif
 
 }  // namespace
 }  // namespace sg::store
