@@ -1,5 +1,6 @@
 // MemoryGovernor with a fake clock and a fake memory probe: levels,
-// hysteresis, the actions of each level, and the disk and session caps.
+// hysteresis, the actions of each level, and the disk and session caps;
+// and the malloc tuning a budgeted node turns on.
 #include "server/store/memory_governor.h"
 
 #include <malloc.h>
